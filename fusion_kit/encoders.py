@@ -1,0 +1,127 @@
+"""Marginal encoders: one per modality kind, each reporting its output sizes.
+
+In the notation of the intermediate-fusion review, modality ``m`` with input
+``x_m`` has a marginal encoder ``f_m`` giving a representation ``h_m = f_m(x_m)``.
+Image encoders also expose their stage feature maps ``f_m^(1..S)(x_m)`` so that
+hierarchical and attention-based fusion can work at several depths.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from monai.networks.blocks import Convolution, ResidualUnit
+from torch import Tensor, nn
+
+from .data.dataset import ModalitySpec
+
+__all__ = ["ImageEncoder", "TabularEncoder", "build_encoder", "count_parameters", "global_pool"]
+
+
+def global_pool(feature_map: Tensor) -> Tensor:
+    """Average over every spatial axis: (B, C, *spatial) -> (B, C)."""
+    return feature_map.flatten(2).mean(-1)
+
+
+class ImageEncoder(nn.Module):
+    """x (B, C, *spatial) -> stage maps f^(s) (B, C_s, *spatial/2^s) -> h = ReLU(W pool(f^(S))) (B, out_dim).
+
+    Each stage halves the resolution with a strided MONAI ``Convolution`` (conv, batch norm, ReLU),
+    optionally followed by ``res_units`` MONAI ``ResidualUnit`` blocks. ``spatial_dims`` picks 2D or 3D.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        spatial_dims: int = 2,
+        channels: Sequence[int] = (8, 16, 32),
+        out_dim: int = 32,
+        res_units: int = 0,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+        if in_channels < 1 or not channels or out_dim < 1:
+            raise ValueError("in_channels, channels and out_dim must be positive")
+        self.spatial_dims = spatial_dims
+        self.in_channels = in_channels
+        self.stage_channels: tuple[int, ...] = tuple(int(c) for c in channels)
+        self.out_dim = out_dim
+        stages = []
+        c_in = in_channels
+        for c_out in self.stage_channels:
+            blocks: list[nn.Module] = [
+                Convolution(spatial_dims, c_in, c_out, strides=2, kernel_size=3, act="RELU", norm="BATCH")
+            ]
+            blocks += [
+                ResidualUnit(spatial_dims, c_out, c_out, act="RELU", norm="BATCH", subunits=1)
+                for _ in range(res_units)
+            ]
+            stages.append(nn.Sequential(*blocks))
+            c_in = c_out
+        self.stages = nn.ModuleList(stages)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.stage_channels[-1], out_dim), nn.ReLU())
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.stages)
+
+    def forward_features(self, x: Tensor) -> list[Tensor]:
+        """Every stage's feature map, shallow to deep."""
+        self._check_input(x)
+        maps = []
+        for stage in self.stages:
+            x = stage(x)
+            maps.append(x)
+        return maps
+
+    def embed(self, feature_map: Tensor) -> Tensor:
+        """The vector representation h from the deepest feature map: (B, C_S, ...) -> (B, out_dim)."""
+        return self.head(global_pool(feature_map))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.embed(self.forward_features(x)[-1])
+
+    def _check_input(self, x: Tensor) -> None:
+        if x.ndim != self.spatial_dims + 2:
+            raise ValueError(
+                f"this is a {self.spatial_dims}D encoder and expects input (B, C, {'D, ' if self.spatial_dims == 3 else ''}H, W); "
+                f"got shape {tuple(x.shape)}. Build the encoder with spatial_dims={x.ndim - 2} for this data"
+            )
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"encoder built for {self.in_channels} input channel(s), got {x.shape[1]}")
+
+
+class TabularEncoder(nn.Module):
+    """x (B, F) -> h = MLP(x) (B, out_dim), ReLU between layers."""
+
+    def __init__(self, in_features: int, hidden: Sequence[int] = (32,), out_dim: int = 32, dropout: float = 0.1) -> None:
+        super().__init__()
+        if in_features < 1 or out_dim < 1:
+            raise ValueError("in_features and out_dim must be positive")
+        self.in_features = in_features
+        self.out_dim = out_dim
+        layers: list[nn.Module] = []
+        width = in_features
+        for h in (*hidden, out_dim):
+            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
+            width = h
+        self.net = nn.Sequential(*layers[:-1])  # no dropout on the output
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"tabular encoder expects (B, {self.in_features}); got {tuple(x.shape)}")
+        return self.net(x)
+
+
+def build_encoder(spec: ModalitySpec, out_dim: int = 32, **kwargs) -> ImageEncoder | TabularEncoder:
+    """The default marginal encoder for a modality spec; ``kwargs`` go to the encoder class."""
+    if spec.kind == "image":
+        return ImageEncoder(spec.channels, spec.spatial_dims, out_dim=out_dim, **kwargs)
+    return TabularEncoder(spec.channels, out_dim=out_dim, **kwargs)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
