@@ -1,0 +1,59 @@
+"""Classification metrics: a thin, printable layer over scikit-learn."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn import metrics as skm
+
+__all__ = ["Metrics", "classification_metrics"]
+
+
+@dataclass
+class Metrics:
+    """Scores of one model on one dataset."""
+
+    accuracy: float
+    balanced_accuracy: float
+    auc: float  # macro one-vs-rest ROC-AUC; nan when a class is absent from the labels
+    confusion: np.ndarray = field(repr=False)  # (K, K): rows true class, columns predicted
+    class_names: tuple[str, ...] = ()
+    n: int = 0
+
+    def as_dict(self) -> dict[str, float]:
+        return {"accuracy": self.accuracy, "balanced_accuracy": self.balanced_accuracy, "auc": self.auc}
+
+    def __str__(self) -> str:
+        return (
+            f"balanced accuracy {self.balanced_accuracy:.3f} | accuracy {self.accuracy:.3f} | "
+            f"macro AUC {self.auc:.3f} | n={self.n}"
+        )
+
+
+def classification_metrics(
+    labels: Sequence[int] | np.ndarray, probs: np.ndarray, class_names: Sequence[str] | None = None
+) -> Metrics:
+    """Accuracy, balanced accuracy, macro ROC-AUC and confusion matrix from class probabilities (N, K)."""
+    labels = np.asarray(labels).astype(int).reshape(-1)
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or len(probs) != len(labels):
+        raise ValueError(f"probs must have shape (N, K) with N = {len(labels)} labels, got {probs.shape}")
+    k = probs.shape[1]
+    if len(labels) and (labels.min() < 0 or labels.max() >= k):
+        raise ValueError(f"labels must lie in 0..{k - 1} for {k} columns of probabilities")
+    predicted = probs.argmax(1)
+    present = np.unique(labels)
+    if len(present) == k and k > 1:
+        p = probs / probs.sum(1, keepdims=True)
+        auc = float(skm.roc_auc_score(labels, p if k > 2 else p[:, 1], multi_class="ovr", average="macro"))
+    else:
+        auc = float("nan")
+    return Metrics(
+        accuracy=float(skm.accuracy_score(labels, predicted)),
+        balanced_accuracy=float(skm.balanced_accuracy_score(labels, predicted)) if len(labels) else float("nan"),
+        auc=auc,
+        confusion=skm.confusion_matrix(labels, predicted, labels=np.arange(k)),
+        class_names=tuple(class_names) if class_names is not None else tuple(str(i) for i in range(k)),
+        n=len(labels),
+    )

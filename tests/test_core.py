@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+import torch
+
+import fusion_kit as fk
+from fusion_kit.core import look_up_option
+
+
+def test_seed_everything_repeats_random_streams():
+    fk.seed_everything(3)
+    a = (torch.rand(3), np.random.rand(3))
+    fk.seed_everything(3)
+    b = (torch.rand(3), np.random.rand(3))
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "7"])
+def test_seed_rejects_non_integers(bad):
+    with pytest.raises(ValueError, match="non-negative integer"):
+        fk.seed_everything(bad)
+
+
+def test_auto_device_falls_back_to_cpu_without_gpu():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available() and torch.backends.mps.is_available():
+        expected = "mps"
+    assert fk.get_device("auto").type == expected
+    assert fk.get_device("cpu") == torch.device("cpu")
+
+
+def test_unknown_device_names_the_choices():
+    with pytest.raises(ValueError, match="unknown device 'gpu'.*auto, cpu, cuda, mps"):
+        fk.get_device("gpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_gpu_says_what_to_do():
+    with pytest.raises(RuntimeError, match="use device='auto' or 'cpu'"):
+        fk.get_device("cuda")
+
+
+def test_quick_mode_reads_environment(monkeypatch):
+    monkeypatch.setenv("FUSION_KIT_QUICK", "1")
+    assert fk.quick_mode()
+    monkeypatch.setenv("FUSION_KIT_QUICK", "0")
+    assert not fk.quick_mode()
+
+
+def test_look_up_option_suggests_the_closest_name():
+    assert look_up_option("gated", ["concat", "gated"]) == "gated"
+    with pytest.raises(ValueError, match="Did you mean 'attention'.*Valid choices: attention, concat"):
+        look_up_option("atention", ["attention", "concat"], "strategy")
+
+
+def test_cache_dir_follows_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("FUSION_KIT_CACHE", str(tmp_path / "c"))
+    assert fk.cache_dir() == tmp_path / "c" and (tmp_path / "c").is_dir()
