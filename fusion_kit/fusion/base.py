@@ -1,0 +1,196 @@
+"""What every fusion model shares: the output type, the base class and the unimodal reference model.
+
+Notation (intermediate-fusion review): modality ``m`` has input ``x_m``, marginal encoder ``f_m`` and
+representation ``h_m = f_m(x_m)`` of size ``D``; a fusion ``g`` gives ``z = g(h_1, ..., h_M)``; the
+head gives ``y = softmax(W z)`` over ``K`` classes.
+
+Every model takes the batch dict and returns a ``FusionOutput``. Parameters live under three names,
+which ``describe`` counts separately: ``encoders`` (the marginal encoders), ``head``/``heads`` (the
+classifier) and everything else (the fusion).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from ..data.dataset import ModalitySpec, check_batch
+from ..encoders import ImageEncoder, TabularEncoder
+from .missing import Imputer, ModalityDropout
+
+__all__ = ["FusionOutput", "FusionModel", "RepresentationFusion", "UnimodalModel"]
+
+
+@dataclass
+class FusionOutput:
+    """What a model returns: logits (B, K), and where the method has them, attention and per-modality logits."""
+
+    logits: Tensor  # (B, K)
+    attention: Tensor | dict[str, Tensor] | None = None  # e.g. (B, M) modality weights
+    modality_logits: dict[str, Tensor] | None = None  # output fusion: name -> (B, K)
+    uncertainty: Tensor | None = None  # evidential fusion: (B, M + 1), per modality then fused
+    mask: Tensor | None = None  # (B, M) the presence mask the model used (after modality dropout)
+
+
+class FusionModel(nn.Module):
+    """Base class: the modalities, their marginal encoders f_m and the presence mask; subclasses define forward."""
+
+    family: ClassVar[str] = ""
+    fusion_point: ClassVar[str] = ""  # where the modalities meet, in words (see ``describe``)
+    fusion_label: ClassVar[str] = "fusion"  # short label for the architecture diagram
+    min_modalities: ClassVar[int] = 2
+
+    def __init__(
+        self,
+        specs: Mapping[str, ModalitySpec],
+        num_classes: int,
+        *,
+        out_dim: int = 32,
+        channels: Sequence[int] = (8, 16, 32),
+        tabular_hidden: Sequence[int] = (32,),
+        res_units: int = 0,
+        dropout: float | None = None,
+        modality_dropout: float = 0.0,
+        spatial_dims: int | None = None,
+    ) -> None:
+        super().__init__()
+        if not specs:
+            raise ValueError("no modality given: select at least one modality to build a model")
+        self.specs: dict[str, ModalitySpec] = dict(specs)
+        self.modalities: tuple[str, ...] = tuple(self.specs)
+        self.index = {m: j for j, m in enumerate(self.modalities)}
+        self.images = tuple(m for m, s in self.specs.items() if s.kind == "image")
+        self.tables = tuple(m for m, s in self.specs.items() if s.kind == "tabular")
+        self.num_classes = int(num_classes)
+        self.strategy: str = type(self).__name__  # build_model sets the registry name
+        self.options: dict = {}  # build_model records the options it was given
+        if self.num_classes < 2:
+            raise ValueError(f"a classifier needs at least 2 classes, got num_classes={num_classes}")
+        if not isinstance(out_dim, int) or out_dim < 1:
+            raise ValueError(f"out_dim must be a positive integer, got {out_dim!r}")
+        channels = tuple(channels)
+        if not channels or any(not isinstance(c, int) or c < 1 for c in channels):
+            raise ValueError(f"channels must be positive integers, one per encoder stage, got {channels!r}")
+        self.out_dim, self.channels, self.tabular_hidden = out_dim, channels, tuple(tabular_hidden)
+        self.res_units, self.dropout = res_units, dropout
+        self.modality_dropout = ModalityDropout(modality_dropout)
+        self._check_modalities(spatial_dims)
+
+    # ------------------------------------------------------------ checks
+    def _check_modalities(self, spatial_dims: int | None) -> None:
+        if len(self.modalities) < self.min_modalities:
+            raise ValueError(
+                f"it fuses at least {self.min_modalities} modalities but got only {', '.join(self.modalities)}; "
+                "add modalities, or use the 'unimodal' strategy for a single one"
+            )
+        for m in self.images:
+            spec = self.specs[m]
+            if spatial_dims is not None and spec.spatial_dims != spatial_dims:
+                raise ValueError(
+                    f"spatial_dims={spatial_dims} asked for, but {m!r} is {spec.spatial_dims}D with shape {spec.shape}; "
+                    f"leave spatial_dims out (it is read from the data) or give {spec.spatial_dims}D images"
+                )
+            if min(spec.spatial_shape) < 2 ** (len(self.channels) - 1):
+                raise ValueError(
+                    f"{m!r} images of size {spec.spatial_shape} are too small for {len(self.channels)} stride-2 "
+                    f"encoder stages; pass fewer channels, e.g. channels={self.channels[:2]}"
+                )
+
+    def require(self, *, images: int = 0, tables: int = 0, same_grid: bool = False, why: str = "") -> None:
+        """Raise a clear error unless there are enough image/tabular modalities (on one grid if asked)."""
+        why = f" ({why})" if why else ""
+        have = ", ".join(f"{m} ({self.specs[m].kind})" for m in self.modalities)
+        if len(self.images) < images:
+            raise ValueError(f"it needs at least {images} image modality(ies){why}; got {have}")
+        if len(self.tables) < tables:
+            raise ValueError(f"it needs at least {tables} tabular modality(ies){why}; got {have}")
+        grids = {self.specs[m].spatial_shape for m in self.images}
+        if same_grid and len(grids) > 1:
+            shapes = ", ".join(f"{m} {self.specs[m].spatial_shape}" for m in self.images)
+            raise ValueError(
+                f"it combines images position by position{why}, so they must be co-registered images of the same grid; "
+                f"got {shapes}. Resample them to one shape, or use a strategy that fuses vectors such as 'concat'"
+            )
+
+    @property
+    def where(self) -> str:
+        """Where the modalities meet, in words."""
+        return self.fusion_point
+
+    # ------------------------------------------------------------ building blocks
+    def make_encoder(self, name: str, maps_only: bool = False) -> ImageEncoder | TabularEncoder:
+        """The marginal encoder f_m; ``maps_only`` drops an image encoder's vector head (only stage maps used)."""
+        spec = self.specs[name]
+        extra = {} if self.dropout is None else {"dropout": self.dropout}
+        if spec.kind == "tabular":
+            return TabularEncoder(spec.channels, hidden=self.tabular_hidden, out_dim=self.out_dim, **extra)
+        encoder = ImageEncoder(
+            spec.channels, spec.spatial_dims, channels=self.channels, out_dim=self.out_dim, res_units=self.res_units, **extra
+        )
+        if maps_only:
+            encoder.head = nn.Identity()  # unused: this method fuses feature maps, not vectors
+        return encoder
+
+    def read_mask(self, batch: Mapping[str, Tensor]) -> Tensor:
+        """Check the batch and return the presence mask (B, M), with modality dropout applied in training."""
+        check_batch(batch, self.specs)
+        return self.modality_dropout(batch["mask"].bool())
+
+    def present(self, mask: Tensor, name: str) -> Tensor:
+        """(B,) whether modality ``name`` is present."""
+        return mask[:, self.index[name]]
+
+    @staticmethod
+    def keep(x: Tensor, present: Tensor, fill: float = 0.0) -> Tensor:
+        """x where present (per subject), else ``fill``: absent content never passes."""
+        where = present.view(-1, *([1] * (x.ndim - 1)))
+        return torch.where(where, x, torch.full_like(x, fill))
+
+
+class RepresentationFusion(FusionModel):
+    """Base for methods that fuse the vectors h_m = f_m(x_m): one encoder per modality and an imputer."""
+
+    fill: ClassVar[float] = 0.0  # neutral element of the fusion: what an absent h_m becomes by default
+
+    def __init__(self, specs: Mapping[str, ModalitySpec], num_classes: int, *, impute: str = "neutral", **options) -> None:
+        super().__init__(specs, num_classes, **options)
+        self.encoders = nn.ModuleDict({m: self.make_encoder(m) for m in self.modalities})
+        self.imputer = Imputer(impute, len(self.modalities), self.out_dim, fill=self.fill)
+
+    def encode(self, batch: Mapping[str, Tensor], mask: Tensor, names: Sequence[str] | None = None) -> tuple[Tensor, Tensor]:
+        """Stacked representations (B, M', D) with absent ones imputed, and which to treat as present (B, M')."""
+        names = self.modalities if names is None else tuple(names)
+        h = torch.stack([self.encoders[m](batch[m]) for m in names], 1)  # (B, M', D)
+        return self.impute(h, mask, names)
+
+    def impute(self, h: Tensor, mask: Tensor, names: Sequence[str]) -> tuple[Tensor, Tensor]:
+        cols = [self.index[m] for m in names]
+        return self.imputer(h, mask[:, cols], cols)
+
+
+class UnimodalModel(FusionModel):
+    """y = softmax(W f_m(x_m)): one modality, its encoder and a linear head; the reference for every comparison."""
+
+    family: ClassVar[str] = "unimodal"
+    fusion_point: ClassVar[str] = "none: a single modality"
+    fusion_label: ClassVar[str] = "no fusion"
+    min_modalities: ClassVar[int] = 1
+
+    def __init__(self, specs: Mapping[str, ModalitySpec], num_classes: int, **options) -> None:
+        super().__init__(specs, num_classes, **options)
+        if len(self.modalities) != 1:
+            raise ValueError(
+                f"it uses exactly one modality, got {', '.join(self.modalities)}; "
+                f"pass modalities=[{self.modalities[0]!r}] (or another one)"
+            )
+        self.encoders = nn.ModuleDict({m: self.make_encoder(m) for m in self.modalities})
+        self.head = nn.Linear(self.out_dim, self.num_classes)
+
+    def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
+        mask = self.read_mask(batch)  # (B, 1)
+        (m,) = self.modalities
+        h = self.keep(self.encoders[m](batch[m]), mask[:, 0])  # (B, D)
+        return FusionOutput(self.head(h), mask=mask)

@@ -1,0 +1,237 @@
+"""The registry of fusion strategies, ``build_model`` and ``describe``.
+
+``STRATEGIES`` is the only place a method is registered: adding a strategy is one class in
+``fusion_kit/fusion`` and one line here. Every model takes the batch dict and returns a
+``FusionOutput`` whose ``logits`` the training loop reads.
+
+    >>> model = build_model("gmu", dataset, modalities=["mri", "clinical"])
+    >>> print(describe(model))
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from torch import nn
+
+from .core import look_up_option
+from .data.dataset import ModalitySpec, MultimodalDataset
+from .fusion import (
+    AverageFusion,
+    ChannelAttention,
+    ChannelStackFusion,
+    ConcatFusion,
+    CrossAttention,
+    DAFTFusion,
+    EvidentialFusion,
+    FiLMFusion,
+    FusionModel,
+    FusionOutput,
+    GatedFusion,
+    HierarchicalFusion,
+    LearnedWeightFusion,
+    LowRankFusion,
+    MajorityVoteFusion,
+    MaxFusion,
+    ModalityAttention,
+    ProductFusion,
+    SpatialAttention,
+    StackingFusion,
+    SumFusion,
+    TabularChannelsFusion,
+    TensorFusion,
+    TransformerFusion,
+    UnimodalModel,
+    WeightedVoteFusion,
+)
+
+__all__ = [
+    "FAMILIES",
+    "STRATEGIES",
+    "FusionOutput",
+    "ModelDescription",
+    "build_model",
+    "compatible_modalities",
+    "describe",
+    "strategy_options",
+    "strategies",
+]
+
+FAMILIES = ("unimodal", "input", "single_level", "hierarchical", "attention", "output")
+
+STRATEGIES: dict[str, type[FusionModel]] = {
+    "unimodal": UnimodalModel,
+    # input fusion
+    "channel_stack": ChannelStackFusion,
+    "tabular_channels": TabularChannelsFusion,
+    # single-level fusion
+    "concat": ConcatFusion,
+    "sum": SumFusion,
+    "product": ProductFusion,
+    "max": MaxFusion,
+    "gmu": GatedFusion,
+    "tensor": TensorFusion,
+    "low_rank": LowRankFusion,
+    "film": FiLMFusion,
+    "daft": DAFTFusion,
+    # hierarchical fusion
+    "hierarchical": HierarchicalFusion,
+    # attention-based fusion
+    "modality_attention": ModalityAttention,
+    "channel_attention": ChannelAttention,
+    "spatial_attention": SpatialAttention,
+    "transformer": TransformerFusion,
+    "cross_attention": CrossAttention,
+    # output fusion
+    "average": AverageFusion,
+    "majority_vote": MajorityVoteFusion,
+    "weighted_vote": WeightedVoteFusion,
+    "learned_weights": LearnedWeightFusion,
+    "stacking": StackingFusion,
+    "evidential": EvidentialFusion,
+}
+
+
+def strategies(family: str | None = None) -> list[str]:
+    """Registered strategy names, in registry order; only those of ``family`` if given."""
+    if family is None:
+        return list(STRATEGIES)
+    family = look_up_option(family, FAMILIES, "family")
+    return [name for name, cls in STRATEGIES.items() if cls.family == family]
+
+
+def strategy_options(strategy: str) -> dict[str, object]:
+    """Every option ``build_model(strategy, ...)`` accepts, with its default."""
+    cls = STRATEGIES[look_up_option(strategy, STRATEGIES, "fusion strategy")]
+    options: dict[str, object] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or klass is nn.Module:
+            continue
+        params = inspect.signature(klass.__init__).parameters.values()
+        for p in params:
+            if p.kind is p.KEYWORD_ONLY:
+                options.setdefault(p.name, p.default)
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return options
+
+
+def _specs_and_classes(data, num_classes: int | None) -> tuple[dict[str, ModalitySpec], int]:
+    if isinstance(data, MultimodalDataset):
+        if num_classes is not None and num_classes < data.num_classes:
+            raise ValueError(f"num_classes={num_classes} but the dataset has {data.num_classes} classes {data.class_names}")
+        return dict(data.specs), int(num_classes or data.num_classes)
+    if isinstance(data, Mapping) and all(isinstance(s, ModalitySpec) for s in data.values()):
+        if num_classes is None:
+            raise ValueError("building from modality specs needs num_classes=...; or pass the MultimodalDataset itself")
+        return dict(data), int(num_classes)
+    raise TypeError(f"data must be a MultimodalDataset or a dict of ModalitySpec, got {type(data).__name__}")
+
+
+def _select(specs: dict[str, ModalitySpec], modalities: Sequence[str] | str | None) -> dict[str, ModalitySpec]:
+    if modalities is None:
+        return specs
+    chosen = [modalities] if isinstance(modalities, str) else list(modalities)
+    if not chosen:
+        raise ValueError(f"no modality selected: pass modalities=[...] with at least one of {', '.join(specs)}")
+    for m in chosen:
+        if m not in specs:
+            raise ValueError(f"no modality {m!r}; the data has {', '.join(specs)}")
+    if len(set(chosen)) != len(chosen):
+        raise ValueError(f"modalities {chosen} name one modality twice")
+    return {m: specs[m] for m in chosen}
+
+
+def build_model(
+    strategy: str,
+    data: MultimodalDataset | Mapping[str, ModalitySpec],
+    *,
+    modalities: Sequence[str] | None = None,
+    num_classes: int | None = None,
+    **options,
+) -> FusionModel:
+    """Build the registered ``strategy`` for the modalities of ``data`` (or the subset ``modalities``).
+
+    Options go to the strategy class: encoder sizes (``channels``, ``out_dim``, ``tabular_hidden``),
+    missing-modality handling (``modality_dropout``, ``impute``) and the method's own (``rank``,
+    ``depths``, ...); ``strategy_options(name)`` lists them. Requests the strategy cannot serve
+    fail here, before any training, with a message saying what to change.
+    """
+    name = look_up_option(strategy, STRATEGIES, "fusion strategy")
+    cls = STRATEGIES[name]
+    specs, k = _specs_and_classes(data, num_classes)
+    specs = _select(specs, modalities)
+    valid = strategy_options(name)
+    for key in options:
+        if key not in valid:
+            hint = difflib.get_close_matches(key, valid, n=1)
+            did_you_mean = f" Did you mean {hint[0]!r}?" if hint else ""
+            raise ValueError(f"strategy {name!r} has no option {key!r}.{did_you_mean} Its options: {', '.join(valid)}")
+    try:
+        model = cls(specs, k, **options)
+    except ValueError as err:
+        raise ValueError(f"cannot build {name!r} for {', '.join(specs)}: {err}") from None
+    model.strategy = name
+    model.options = dict(sorted(options.items()))
+    return model
+
+
+def compatible_modalities(
+    strategy: str, data: MultimodalDataset | Mapping[str, ModalitySpec], num_classes: int | None = None
+) -> tuple[str, ...]:
+    """The largest modality selection ``strategy`` accepts: all, else the images only, else one modality."""
+    specs, k = _specs_and_classes(data, num_classes)
+    images = tuple(m for m, s in specs.items() if s.kind == "image")
+    for choice in (tuple(specs), images, *((m,) for m in specs)):
+        if not choice:
+            continue
+        try:
+            build_model(strategy, specs, modalities=choice, num_classes=k)
+        except ValueError:
+            continue
+        return choice
+    raise ValueError(f"strategy {strategy!r} accepts no selection of {', '.join(specs)}")
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    """What a model is: its family, strategy, where the modalities meet, parameters per part."""
+
+    strategy: str
+    family: str
+    modalities: tuple[str, ...]
+    where: str
+    encoders: int
+    fusion: int
+    head: int
+
+    @property
+    def total(self) -> int:
+        return self.encoders + self.fusion + self.head
+
+    def __str__(self) -> str:
+        kind = "no fusion" if self.family == "unimodal" else f"{self.family.replace('_', '-')} fusion"
+        return "\n".join([
+            f"{self.strategy} ({kind}) of {', '.join(self.modalities)}",
+            f"  fuses at:   {self.where}",
+            f"  parameters: encoders {self.encoders:,} | fusion {self.fusion:,} | head {self.head:,} | total {self.total:,}",
+        ])
+
+
+def describe(model: nn.Module) -> ModelDescription:
+    """Family, strategy, fusion point and trainable parameters per part (encoders, fusion, head)."""
+    counts = {"encoders": 0, "fusion": 0, "head": 0}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        part = name.split(".")[0]
+        counts["encoders" if part == "encoders" else "head" if part in ("head", "heads") else "fusion"] += p.numel()
+    return ModelDescription(
+        strategy=str(getattr(model, "strategy", type(model).__name__)),
+        family=str(getattr(model, "family", "")),
+        modalities=tuple(getattr(model, "modalities", ())),
+        where=str(getattr(model, "where", "")),
+        **counts,
+    )
