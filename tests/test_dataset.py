@@ -120,3 +120,14 @@ def test_check_batch_messages(toy):
         check_batch({**batch, "mri": torch.zeros(3, 1, 8, 8)}, toy.specs)
     with pytest.raises(KeyError, match="batch has no 'mask'"):
         check_batch({k: v for k, v in batch.items() if k != "mask"}, toy.specs)
+
+
+def test_subsample_is_stratified_and_checked(toy):
+    from fusion_kit.data.dataset import subsample
+
+    half = subsample(toy, 0.5, seed=0)
+    assert len(half) == 120 and set(half.class_counts().values()) == {40}
+    assert subsample(toy, 30, seed=1).subject_ids == subsample(toy, 30, seed=1).subject_ids
+    assert subsample(toy, len(toy)) is toy
+    with pytest.raises(ValueError, match="size must give between 1 and 240 subjects"):
+        subsample(toy, 0)

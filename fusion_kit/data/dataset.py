@@ -24,6 +24,7 @@ __all__ = [
     "MultimodalDataset",
     "Splits",
     "split_dataset",
+    "subsample",
     "check_batch",
     "standardize",
 ]
@@ -308,6 +309,22 @@ def split_dataset(
         train_val, test_size=val / (1 - test), random_state=seed, stratify=strat_tv
     )
     return Splits(*(dataset.subset(np.sort(i)) for i in (train_idx, val_idx, test_idx)))
+
+
+def subsample(dataset: MultimodalDataset, size: int | float, seed: int = 0) -> MultimodalDataset:
+    """A stratified random subset: ``size`` subjects, or that fraction of them if a float in (0, 1]."""
+    from sklearn.model_selection import train_test_split
+
+    n = round(size * len(dataset)) if isinstance(size, float) else int(size)
+    if not 0 < n <= len(dataset):
+        raise ValueError(f"size must give between 1 and {len(dataset)} subjects, got {size}")
+    if n == len(dataset):
+        return dataset
+    labels = dataset.labels.cpu().numpy()
+    counts = np.bincount(labels)
+    stratify = labels if counts[counts > 0].min() >= 2 and n >= dataset.num_classes else None
+    keep, _ = train_test_split(np.arange(len(dataset)), train_size=n, random_state=seed, stratify=stratify)
+    return dataset.subset(np.sort(keep))
 
 
 def check_batch(batch: Mapping[str, Tensor], specs: Mapping[str, ModalitySpec], num_classes: int | None = None) -> None:

@@ -1,0 +1,612 @@
+"""Figures the chapters show. Every function returns a matplotlib ``Figure`` (never calls ``show``).
+
+Figures are built with ``matplotlib.figure.Figure`` directly, so they work with any backend
+(including headless Agg in tests and nbval) and never pile up in pyplot's state.
+"""
+from __future__ import annotations
+
+import textwrap
+
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle, FancyBboxPatch
+from torch import nn
+
+__all__ = [
+    "FAMILY_COLORS",
+    "draw_architecture",
+    "draw_taxonomy",
+    "plot_clinical",
+    "plot_comparison",
+    "plot_confusions",
+    "plot_history",
+    "plot_modality_weights",
+    "plot_pet_overlay",
+    "plot_result",
+    "plot_samples",
+    "plot_sweep",
+]
+
+# ----------------------------------------------------------------------------- architecture diagrams
+_COLORS = {
+    "image": "#cfe2f3",
+    "tabular": "#d9ead3",
+    "encoder": "#eeeeee",
+    "fusion": "#fce5cd",
+    "head": "#e6d7f0",
+    "output": "#ffffff",
+}
+_BOX_W, _BOX_H, _FONT = 1.7, 0.62, 8.5
+
+
+class _Canvas:
+    """A data-coordinate drawing area: boxes, circles and arrows that connect box edges."""
+
+    def __init__(self, ax) -> None:
+        self.ax = ax
+
+    def box(self, x: float, y: float, text: str, color: str, w: float = _BOX_W, h: float = _BOX_H, bold: bool = False):
+        patch = FancyBboxPatch(
+            (x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.08",
+            facecolor=_COLORS.get(color, color), edgecolor="#555555", linewidth=1.0,
+        )
+        patch.set_zorder(2)
+        self.ax.add_patch(patch)
+        self.ax.text(x, y, text, ha="center", va="center", fontsize=_FONT, fontweight="bold" if bold else "normal", zorder=3)
+        return (x, y, w, h)
+
+    def node(self, x: float, y: float, text: str = "+", r: float = 0.2):
+        self.ax.add_patch(Circle((x, y), r, facecolor=_COLORS["fusion"], edgecolor="#b45f06", linewidth=1.4, zorder=2))
+        self.ax.text(x, y, text, ha="center", va="center", fontsize=_FONT + 1, fontweight="bold", zorder=3)
+        return (x, y, 2 * r, 2 * r)
+
+    @staticmethod
+    def _edge(shape, toward: tuple[float, float]) -> tuple[float, float]:
+        """The point where the line from a shape's centre toward ``toward`` leaves the shape."""
+        x, y, w, h = shape
+        dx, dy = toward[0] - x, toward[1] - y
+        if dx == 0 and dy == 0:
+            return x, y
+        sx = (w / 2) / abs(dx) if dx else float("inf")
+        sy = (h / 2) / abs(dy) if dy else float("inf")
+        s = min(sx, sy)
+        return x + dx * s, y + dy * s
+
+    def line(self, points: list[tuple[float, float]], color: str = "#444444") -> None:
+        xs, ys = zip(*points)
+        self.ax.plot(xs, ys, color=color, lw=1.1, zorder=1)
+
+    def dot(self, x: float, y: float, color: str = "#b45f06") -> None:
+        self.ax.plot([x], [y], "o", color=color, markersize=4, zorder=3)
+
+    def label(self, x: float, y: float, text: str, color: str = "#444444", style: str = "normal") -> None:
+        self.ax.text(x, y, text, ha="center", va="center", fontsize=_FONT, color=color, style=style,
+                     bbox=dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none"), zorder=4)
+
+    def arrow(self, a, b, label: str = "", color: str = "#444444") -> None:
+        start = self._edge(a, (b[0], b[1]))
+        end = self._edge(b, (a[0], a[1]))
+        self.ax.annotate(
+            "", xy=end, xytext=start,
+            arrowprops=dict(arrowstyle="-|>", color=color, lw=1.1, shrinkA=1, shrinkB=1, mutation_scale=10),
+            zorder=1,
+        )
+        if label:
+            mx, my = (start[0] + end[0]) / 2, (start[1] + end[1]) / 2
+            self.ax.text(mx, my, label, ha="center", va="center", fontsize=_FONT - 0.5, color=color,
+                         bbox=dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none"))
+
+
+def _input_label(model: nn.Module, name: str) -> str:
+    spec = model.specs[name]
+    if spec.kind == "image":
+        return f"{name}\n{spec.spatial_dims}D image {'×'.join(map(str, spec.shape))}"
+    return f"{name}\ntable, {spec.channels} features"
+
+
+def _encoder_label(model: nn.Module, name: str) -> str:
+    spec = model.specs[name]
+    if spec.kind == "image":
+        return f"f_{name}\nCNN, {len(model.channels)} stages"
+    return f"f_{name}\nMLP"
+
+
+def _rows(n: int, top: float, gap: float = 1.0) -> list[float]:
+    return [top - i * gap for i in range(n)]
+
+
+def _layout_columns(c: _Canvas, model, columns: list[float], ys: list[float]) -> dict:
+    """Inputs in the first column, one per row; returns their shapes."""
+    return {m: c.box(columns[0], y, _input_label(model, m), model.specs[m].kind) for m, y in zip(model.modalities, ys)}
+
+
+def _draw_head(c: _Canvas, source, x_head: float, x_out: float, y: float, label: str = "head\nsoftmax(W z)") -> None:
+    head = c.box(x_head, y, label, "head", w=1.4)
+    out = c.box(x_out, y, "ŷ\nclass probabilities", "output", w=1.5)
+    for s in source if isinstance(source, list) else [source]:
+        c.arrow(s, head)
+    c.arrow(head, out)
+
+
+def _draw_standard(c: _Canvas, model, ys: list[float]) -> None:
+    """inputs -> one encoder each -> one fusion box -> head (single-level, attention, unimodal)."""
+    cols = [1.0, 3.2, 5.6, 7.8, 9.7]
+    inputs = _layout_columns(c, model, cols, ys)
+    encoders = {m: c.box(cols[1], y, _encoder_label(model, m), "encoder") for m, y in zip(model.modalities, ys)}
+    for m in model.modalities:
+        c.arrow(inputs[m], encoders[m])
+    mid = sum(ys) / len(ys)
+    if model.family == "unimodal":
+        _draw_head(c, encoders[model.modalities[0]], cols[3], cols[4], mid)
+        return
+    height = max(ys) - min(ys) + _BOX_H
+    fusion = c.box(cols[2], mid, model.fusion_label, "fusion", w=2.1, h=max(height, 0.9), bold=False)
+    for m in model.modalities:
+        c.arrow(encoders[m], fusion, label="h" if len(model.modalities) < 4 else "")
+    _draw_head(c, fusion, cols[3], cols[4], mid)
+
+
+def _draw_input(c: _Canvas, model, ys: list[float]) -> None:
+    """inputs -> stack -> one shared encoder -> head."""
+    cols = [1.0, 3.3, 5.6, 7.8, 9.7]
+    inputs = _layout_columns(c, model, cols, ys)
+    mid = sum(ys) / len(ys)
+    height = max(ys) - min(ys) + _BOX_H
+    fusion = c.box(cols[1], mid, model.fusion_label, "fusion", w=1.9, h=max(height, 0.9))
+    for m in model.modalities:
+        c.arrow(inputs[m], fusion, label="x" if len(model.modalities) < 4 else "")
+    encoder = c.box(cols[2], mid, f"f (shared)\nCNN, {len(model.channels)} stages", "encoder")
+    c.arrow(fusion, encoder)
+    _draw_head(c, encoder, cols[3], cols[4], mid)
+
+
+def _draw_output(c: _Canvas, model, ys: list[float]) -> None:
+    """inputs -> encoder -> head per modality -> combination of decisions."""
+    cols = [1.0, 3.2, 5.3, 7.5, 9.6]
+    inputs = _layout_columns(c, model, cols, ys)
+    mid = sum(ys) / len(ys)
+    heads = {}
+    for m, y in zip(model.modalities, ys):
+        enc = c.box(cols[1], y, _encoder_label(model, m), "encoder")
+        heads[m] = c.box(cols[2], y, f"head_{m}\nsoftmax(W_m h_m)", "head", w=1.6)
+        c.arrow(inputs[m], enc)
+        c.arrow(enc, heads[m])
+    height = max(ys) - min(ys) + _BOX_H
+    fusion = c.box(cols[3], mid, model.fusion_label, "fusion", w=1.9, h=max(height, 0.9))
+    for m in model.modalities:
+        c.arrow(heads[m], fusion, label="p_m" if len(model.modalities) < 4 else "")
+    out = c.box(cols[4], mid, "ŷ\nclass probabilities", "output", w=1.5)
+    c.arrow(fusion, out)
+
+
+def _stage_row(c: _Canvas, model, name: str, y: float, x0: float, step: float, stages: int, joins: dict | None = None):
+    """An image encoder drawn stage by stage; ``joins[s]`` puts a fusion node after stage s. Returns the last shape."""
+    joins = joins or {}
+    previous = None
+    for s in range(stages):
+        stage = c.box(x0 + s * step, y, f"f_{name}^({s})\n{model.channels[s]} ch", "encoder", w=1.1)
+        if previous is not None:
+            c.arrow(previous, stage)
+        previous = stage
+        if s in joins:
+            node = c.node(x0 + s * step + step / 2, y, joins[s])
+            c.arrow(previous, node)
+            previous = node
+    return previous
+
+
+def _draw_film(c: _Canvas, model, ys: list[float]) -> None:
+    """Images encoded stage by stage; the table's encoder sends (γ, β) into a node after the conditioned stage."""
+    step, x0 = 1.9, 3.0
+    x_node = x0 + model.stage * step + step / 2
+    rows = dict(zip(list(model.images) + list(model.tables), ys))
+    ends, nodes = [], []
+    for m in model.images:
+        inp = c.box(1.0, rows[m], _input_label(model, m), "image")
+        stages = len(model.channels)
+        end = _stage_row(c, model, m, rows[m], x0, step, stages, joins={model.stage: "⊙"})
+        c.arrow(inp, (x0, rows[m], 1.1, _BOX_H))
+        ends.append(end)
+        nodes.append((x_node, rows[m]))
+    for m in model.tables:  # each table joins a line that taps every image's node
+        inp = c.box(1.0, rows[m], _input_label(model, m), "tabular")
+        enc = c.box(x0, rows[m], _encoder_label(model, m), "encoder", w=1.3)
+        c.arrow(inp, enc)
+        c.line([(x0 + 0.65, rows[m]), (x_node, rows[m])], color="#b45f06")
+        c.dot(x_node, rows[m])
+        for x, y in nodes:
+            c.arrow((x, rows[m], 0.0, 0.0), (x, y, 0.4, 0.4), color="#b45f06")
+    top_table = rows[model.tables[0]]
+    c.label(x_node + 0.45, (top_table + min(y for _, y in nodes)) / 2, "γ, β", color="#b45f06")
+    x_head = x0 + len(model.channels) * step + 0.6
+    mid = sum(rows[m] for m in model.images) / len(model.images)
+    _draw_head(c, ends, x_head, x_head + 1.9, mid, label="head\nsoftmax(W [h_i])")
+
+
+def _draw_hierarchical(c: _Canvas, model, ys: list[float]) -> None:
+    """Image encoders stage by stage; a fusion branch receives the maps at every fusion depth."""
+    images, tables = list(model.images), list(model.tables)
+    step, x0 = 2.0, 3.0
+    last = model.depths[-1]
+    image_rows = ys[: len(images)]
+    branch_y = ys[len(images)]
+    table_rows = ys[len(images) + 1:]
+    taps = {s: x0 + s * step + step / 2 for s in model.depths}  # fusion nodes sit in the gaps after each stage
+    for m, y in zip(images, image_rows):
+        inp = c.box(1.0, y, _input_label(model, m), "image")
+        end = _stage_row(c, model, m, y, x0, step, last + 1)
+        c.arrow(inp, (x0, y, 1.1, _BOX_H))
+        c.line([(end[0] + 0.55, y), (taps[last], y)])
+        for s in model.depths:
+            c.dot(taps[s], y)
+            c.arrow((taps[s], y, 0.0, 0.0), (taps[s], branch_y, 0.4, 0.4), color="#b45f06")
+    for m, y in zip(tables, table_rows):
+        inp = c.box(1.0, y, _input_label(model, m), "tabular")
+        enc = c.box(x0, y, _encoder_label(model, m), "encoder", w=1.3)
+        c.arrow(inp, enc)
+        c.line([(x0 + 0.65, y), (taps[last], y)], color="#b45f06")
+        for s in model.depths:
+            c.arrow((taps[s], y, 0.0, 0.0), (taps[s], branch_y, 0.4, 0.4), color="#b45f06")
+    previous = None
+    for s in range(model.depths[0], len(model.channels)):
+        if previous is not None:
+            branch = c.box(x0 + s * step, branch_y, f"B_{s}\n{model.channels[s]} ch", "encoder", w=1.0)
+            c.arrow(previous, branch)
+            previous = branch
+        if s in model.depths:
+            node = c.node(taps[s], branch_y, "+")
+            if previous is not None:
+                c.arrow(previous, node)
+            previous = node
+    x_head = x0 + len(model.channels) * step + 0.6
+    _draw_head(c, previous, x_head, x_head + 1.9, branch_y, label="pool, head\nsoftmax(W pool(b))")
+    c.label(1.0, branch_y, "fusion branch b", color="#b45f06", style="italic")
+
+
+def draw_architecture(model: nn.Module) -> Figure:
+    """Block diagram of inputs -> encoders -> fusion point(s) -> head, showing where ``model`` fuses."""
+    family = getattr(model, "family", "")
+    modalities = tuple(getattr(model, "modalities", ()))
+    if not modalities or not family:
+        raise TypeError("draw_architecture needs a fusion_kit model (built with fusion_kit.models.build_model)")
+    if family == "hierarchical":
+        n_rows = len(model.images) + 1 + len(model.tables)
+        width = 3.0 + 2.0 * len(model.channels) + 3.6
+    elif hasattr(model, "stage") and family == "single_level":  # FiLM / DAFT: conditioning inside the encoder
+        n_rows = len(modalities)
+        width = 3.0 + 1.9 * len(model.channels) + 3.5
+    else:
+        n_rows = len(modalities)
+        width = 10.8
+    row_gap = 1.0
+    height = n_rows * row_gap + 0.75
+    fig = Figure(figsize=(width * 0.95, height * 0.95), dpi=110)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width)
+    ax.set_ylim(0, height)
+    ax.set_axis_off()
+    top = height - 1.05
+    ys = _rows(n_rows, top, row_gap)
+    c = _Canvas(ax)
+    if family == "input":
+        _draw_input(c, model, ys)
+    elif family == "output":
+        _draw_output(c, model, ys)
+    elif family == "hierarchical":
+        _draw_hierarchical(c, model, ys)
+    elif hasattr(model, "stage") and family == "single_level":
+        _draw_film(c, model, ys)
+    else:
+        _draw_standard(c, model, ys)
+    kind = "no fusion" if family == "unimodal" else f"{family.replace('_', '-')} fusion"
+    title = f"{getattr(model, 'strategy', type(model).__name__)}  ({kind})"
+    where = textwrap.fill(f"fuses at: {getattr(model, 'where', '')}", width=int(width * 11))
+    ax.text(0.25, height - 0.2, title, ha="left", va="top", fontsize=11, fontweight="bold")
+    ax.text(0.25, height - 0.5, where, ha="left", va="top", fontsize=_FONT, color="#333333")
+    return fig
+
+
+# ----------------------------------------------------------------- course figures
+def _draw_confusion(ax, metrics, title: str) -> None:
+    """Row-normalised confusion matrix of ``metrics`` on ``ax``, each cell labelled."""
+    import numpy as np
+
+    cm = metrics.confusion / np.maximum(metrics.confusion.sum(1, keepdims=True), 1)
+    k = len(cm)
+    ax.imshow(cm, cmap="Blues", vmin=0, vmax=1)
+    for r in range(k):
+        for c in range(k):
+            ax.text(c, r, f"{cm[r, c]:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if cm[r, c] > 0.6 else "black")
+    ticks = metrics.class_names or [str(i) for i in range(k)]
+    ax.set_xticks(range(k), ticks, fontsize=8)
+    ax.set_yticks(range(k), ticks, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_title(title, fontsize=9)
+
+
+FAMILY_COLORS = {
+    "unimodal": "#8c8c8c",
+    "input": "#1f77b4",
+    "single_level": "#ff7f0e",
+    "hierarchical": "#2ca02c",
+    "attention": "#d62728",
+    "output": "#9467bd",
+    "missing": "#17becf",
+}
+MODALITY_COLORS = {"mri": "#4c72b0", "pet": "#dd8452", "clinical": "#55a868"}
+
+
+def _figure(width: float, height: float, ncols: int = 1, nrows: int = 1, **kw):
+    """A Figure outside pyplot's state, and a 2D array of its axes."""
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)
+
+
+def _middle_slice(image):
+    """(C, H, W) -> (H, W); (C, D, H, W) -> the middle axial slice."""
+    import numpy as np
+
+    image = np.asarray(image)
+    return image[0] if image.ndim == 3 else image[0, image.shape[1] // 2]
+
+
+def plot_samples(dataset, per_class: int = 2, modalities=None):
+    """A grid of subjects (rows, grouped by class) by image modality (columns)."""
+    import numpy as np
+
+    mods = [m for m in (modalities or dataset.modalities) if dataset.specs[m].kind == "image"]
+    if not mods:
+        raise ValueError("plot_samples needs at least one image modality")
+    labels = dataset.labels.cpu().numpy()
+    rows = [i for k in range(dataset.num_classes) for i in np.flatnonzero(labels == k)[:per_class]]
+    fig, axes = _figure(1.9 * len(mods), 1.9 * len(rows), ncols=len(mods), nrows=len(rows))
+    for r, i in enumerate(rows):
+        for c, m in enumerate(mods):
+            ax = axes[r, c]
+            present = bool(dataset.mask[i, dataset.modalities.index(m)])
+            img = _middle_slice(dataset.tensors[m][i].cpu())
+            ax.imshow(img, cmap="gray" if m != "pet" else "hot", origin="lower")
+            ax.set_xticks([]), ax.set_yticks([])
+            if not present:
+                ax.text(0.5, 0.5, "absent", ha="center", va="center", transform=ax.transAxes, color="w")
+            if r == 0:
+                ax.set_title(m.upper() if len(m) <= 4 else m)
+            if c == 0:
+                ax.set_ylabel(f"{dataset.class_names[labels[i]]}\n{dataset.subject_ids[i]}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_pet_overlay(dataset, index: int = 0, alpha: float = 0.5):
+    """PET in colour over the same subject's MRI: where metabolism sits in the anatomy."""
+    mri = _middle_slice(dataset.tensors["mri"][index].cpu())
+    pet = _middle_slice(dataset.tensors["pet"][index].cpu())
+    fig, axes = _figure(7.5, 2.8, ncols=3)
+    for ax, img, title, cmap in ((axes[0, 0], mri, "MRI", "gray"), (axes[0, 1], pet, "PET", "hot")):
+        ax.imshow(img, cmap=cmap, origin="lower")
+        ax.set_title(title)
+    axes[0, 2].imshow(mri, cmap="gray", origin="lower")
+    axes[0, 2].imshow(pet, cmap="hot", alpha=alpha, origin="lower")
+    axes[0, 2].set_title("PET over MRI")
+    for ax in axes[0]:
+        ax.set_xticks([]), ax.set_yticks([])
+    label = dataset.class_names[int(dataset.labels[index])]
+    fig.suptitle(f"{dataset.subject_ids[index]} ({label})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_clinical(dataset, modality: str = "clinical", raw_key: str = "clinical_raw"):
+    """Distribution of every clinical variable per class (raw units when the dataset keeps them)."""
+    import numpy as np
+
+    spec = dataset.specs[modality]
+    values = dataset.meta.get(raw_key)
+    values = np.asarray(values) if values is not None else dataset.tensors[modality].cpu().numpy()
+    names = spec.feature_names or tuple(str(i) for i in range(spec.channels))
+    labels = dataset.labels.cpu().numpy()
+    present = dataset.mask[:, dataset.modalities.index(modality)].cpu().numpy()
+    fig, axes = _figure(2.3 * len(names), 2.6, ncols=len(names))
+    for j, name in enumerate(names):
+        ax = axes[0, j]
+        groups = [values[(labels == k) & present, j] for k in range(dataset.num_classes)]
+        if len(np.unique(values[:, j])) <= 2:  # binary: share of 1 per class
+            ax.bar(dataset.class_names, [g.mean() if len(g) else 0 for g in groups], color="#55a868")
+            ax.set_ylim(0, 1)
+            ax.set_title(f"{name} (share)")
+        else:
+            ax.boxplot(groups, showfliers=False)
+            ax.set_xticks(range(1, dataset.num_classes + 1), dataset.class_names)
+            ax.set_title(name)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(histories):
+    """Training and validation loss, and validation balanced accuracy, per epoch."""
+    if not isinstance(histories, dict):
+        histories = {"model": histories}
+    fig, axes = _figure(9, 3.2, ncols=2)
+    for i, (name, h) in enumerate(histories.items()):
+        color = f"C{i % 10}"
+        epochs = range(1, h.epochs_run + 1)
+        axes[0, 0].plot(epochs, h.train_loss, color=color, label=f"{name} train")
+        if h.val_loss:
+            axes[0, 0].plot(epochs, h.val_loss, color=color, linestyle="--", label=f"{name} val")
+            axes[0, 1].plot(epochs, h.val_balanced_accuracy, color=color, label=name)
+            axes[0, 1].axvline(h.best_epoch, color=color, linewidth=0.8, alpha=0.4)
+    axes[0, 0].set(xlabel="epoch", ylabel="loss", title="loss (dashed: validation)")
+    axes[0, 1].set(xlabel="epoch", ylabel="balanced accuracy", title="validation (thin line: kept epoch)")
+    axes[0, 1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusions(results):
+    """Row-normalised confusion matrices side by side: which classes each model confuses."""
+    names = list(results)
+    fig, axes = _figure(2.9 * len(names), 3.0, ncols=len(names))
+    for ax, name in zip(axes[0], names):
+        _draw_confusion(ax, results[name], f"{name}\nbal. acc. {results[name].balanced_accuracy:.2f}")
+    axes[0, 0].set_ylabel("true")
+    fig.tight_layout()
+    return fig
+
+
+def plot_comparison(comparison, num_classes: int = 3, title: str = "Balanced accuracy on the test set"):
+    """Bars of mean balanced accuracy (± std over seeds), coloured by family, with chance and best unimodal."""
+    table = comparison.table() if hasattr(comparison, "table") else comparison
+    table = table.sort_values("balanced_accuracy")
+    fig, axes = _figure(7.5, 0.45 * len(table) + 1.4)
+    ax = axes[0, 0]
+    colors = [FAMILY_COLORS.get(f, "#444444") for f in table["family"]]
+    ax.barh(range(len(table)), table["balanced_accuracy"], xerr=table.get("bacc_std"), color=colors, capsize=3)
+    ax.set_yticks(range(len(table)), table.index, fontsize=8)
+    ax.axvline(1 / num_classes, color="k", linestyle=":", linewidth=1, label="chance")
+    uni = table[table["family"] == "unimodal"]
+    if len(uni):
+        ax.axvline(uni["balanced_accuracy"].max(), color="#8c8c8c", linestyle="--", linewidth=1, label="best single modality")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("balanced accuracy")
+    ax.set_title(title, fontsize=10)
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=FAMILY_COLORS[f], label=f.replace("_", "-")) for f in dict.fromkeys(table["family"]) if f in FAMILY_COLORS]
+    ax.legend(handles=handles + ax.get_legend_handles_labels()[0], fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_sweep(x, curves, xlabel: str, ylabel: str = "balanced accuracy", title: str = "", chance: float | None = None):
+    """Lines of a score against a knob, one per model: ``curves`` maps name -> (mean, std) arrays or means."""
+    import numpy as np
+
+    fig, axes = _figure(6, 3.6)
+    ax = axes[0, 0]
+    for i, (name, values) in enumerate(curves.items()):
+        mean, std = (values if isinstance(values, tuple) else (values, None))
+        mean = np.asarray(mean)
+        ax.plot(x, mean, marker="o", label=name, color=f"C{i % 10}")
+        if std is not None:
+            ax.fill_between(x, mean - np.asarray(std), mean + np.asarray(std), alpha=0.15, color=f"C{i % 10}")
+    if chance is not None:
+        ax.axhline(chance, color="k", linestyle=":", linewidth=1, label="chance")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_modality_weights(weights, labels, modalities, class_names, title: str = "Attention per modality"):
+    """Mean attention weight of each modality, per class: (N, M) weights, (N,) labels."""
+    import numpy as np
+
+    weights, labels = np.asarray(weights), np.asarray(labels)
+    fig, axes = _figure(6, 3.2)
+    ax = axes[0, 0]
+    width = 0.8 / len(modalities)
+    for j, m in enumerate(modalities):
+        means = [weights[labels == k, j].mean() if (labels == k).any() else 0 for k in range(len(class_names))]
+        ax.bar(np.arange(len(class_names)) + j * width, means, width, label=m,
+               color=MODALITY_COLORS.get(m, f"C{j}"))
+    ax.set_xticks(np.arange(len(class_names)) + width * (len(modalities) - 1) / 2, class_names)
+    ax.set(ylabel="mean weight", title=title, ylim=(0, 1))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def draw_taxonomy():
+    """The five families of the taxonomy side by side: where each one fuses, from input to output."""
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    families = [
+        ("input", "Input fusion", "stack inputs,\none encoder"),
+        ("single_level", "Single-level fusion", "one fusion point\nbetween encoders and head"),
+        ("hierarchical", "Hierarchical fusion", "fuse at several\nencoder depths"),
+        ("attention", "Attention-based fusion", "learned weights per\nmodality, channel, place"),
+        ("output", "Output fusion", "one model per modality,\nfuse the decisions"),
+    ]
+    fig, axes = _figure(15, 4.6, ncols=5)
+    mods = ["MRI", "PET", "clinical"]
+    ys = [0.78, 0.5, 0.22]
+
+    def box(ax, x, y, w, h, text, color, fs=7):
+        ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.01",
+                                    fc=color, ec="k", lw=0.8, alpha=0.9))
+        ax.text(x, y, text, ha="center", va="center", fontsize=fs)
+
+    def arrow(ax, a, b, color="k"):
+        ax.add_patch(FancyArrowPatch(a, b, arrowstyle="-|>", mutation_scale=8, lw=0.8, color=color))
+
+    def fuse(ax, x, y, color, symbol="+"):
+        box(ax, x, y, 0.09, 0.09, symbol, color, fs=9)
+
+    for ax, (key, title, note) in zip(axes[0], families):
+        ax.set_xlim(0, 1), ax.set_ylim(0, 1), ax.axis("off")
+        c = FAMILY_COLORS[key]
+        ax.set_title(title, fontsize=10, color=c, fontweight="bold")
+        ax.text(0.5, 0.02, note, ha="center", va="bottom", fontsize=8, style="italic")
+        for m, y in zip(mods, ys):
+            box(ax, 0.1, y, 0.16, 0.1, m, MODALITY_COLORS.get(m.lower(), "#cccccc"))
+        if key == "input":
+            fuse(ax, 0.32, 0.5, c)
+            for y in ys:
+                arrow(ax, (0.18, y), (0.27, 0.5))
+            box(ax, 0.55, 0.5, 0.22, 0.14, "encoder", "#eeeeee")
+            arrow(ax, (0.37, 0.5), (0.44, 0.5))
+            box(ax, 0.86, 0.5, 0.16, 0.12, "head", "#eeeeee")
+            arrow(ax, (0.66, 0.5), (0.78, 0.5))
+            continue
+        if key == "output":
+            for y in ys:
+                box(ax, 0.36, y, 0.18, 0.1, "encoder", "#eeeeee")
+                box(ax, 0.6, y, 0.14, 0.1, "head", "#eeeeee")
+                arrow(ax, (0.18, y), (0.27, y)), arrow(ax, (0.45, y), (0.53, y)), arrow(ax, (0.67, y), (0.8, 0.5))
+            fuse(ax, 0.86, 0.5, c)
+            continue
+        if key == "hierarchical":
+            for y in ys[:2]:
+                box(ax, 0.3, y, 0.1, 0.1, "s1", "#eeeeee"), box(ax, 0.46, y, 0.1, 0.1, "s2", "#eeeeee")
+                arrow(ax, (0.18, y), (0.25, y)), arrow(ax, (0.35, y), (0.41, y))
+                arrow(ax, (0.3, y - 0.05), (0.6, 0.66), color=c), arrow(ax, (0.51, y), (0.7, 0.45), color=c)
+            box(ax, 0.38, ys[2], 0.2, 0.1, "encoder", "#eeeeee")
+            arrow(ax, (0.18, ys[2]), (0.28, ys[2])), arrow(ax, (0.48, ys[2]), (0.7, 0.45))
+            fuse(ax, 0.64, 0.7, c), fuse(ax, 0.74, 0.45, c)
+            arrow(ax, (0.66, 0.655), (0.73, 0.5), color=c)
+            box(ax, 0.9, 0.45, 0.14, 0.12, "head", "#eeeeee")
+            arrow(ax, (0.79, 0.45), (0.83, 0.45))
+            continue
+        for y in ys:
+            box(ax, 0.38, y, 0.2, 0.1, "encoder", "#eeeeee")
+            arrow(ax, (0.18, y), (0.28, y))
+        if key == "attention":
+            for y in ys:
+                ax.text(0.55, y + 0.04, r"$\alpha$", fontsize=9, color=c)
+        fuse(ax, 0.66, 0.5, c, "+" if key != "attention" else r"$\Sigma$")
+        for y in ys:
+            arrow(ax, (0.48, y), (0.615, 0.5))
+        box(ax, 0.88, 0.5, 0.16, 0.12, "head", "#eeeeee")
+        arrow(ax, (0.71, 0.5), (0.8, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def plot_result(result):
+    """One trained model at a glance: learning curves and test confusion matrix."""
+    fig, axes = _figure(10, 3.2, ncols=3, gridspec_kw={"width_ratios": [1.1, 1.1, 0.9]})
+    h = result.history
+    epochs = range(1, h.epochs_run + 1)
+    axes[0, 0].plot(epochs, h.train_loss, label="train")
+    if h.val_loss:
+        axes[0, 0].plot(epochs, h.val_loss, linestyle="--", label="validation")
+        axes[0, 1].plot(epochs, h.val_balanced_accuracy, color="C2")
+        axes[0, 1].axvline(h.best_epoch, color="k", linewidth=0.8, alpha=0.4)
+    axes[0, 0].set(xlabel="epoch", ylabel="loss", title="loss")
+    axes[0, 0].legend(fontsize=8)
+    axes[0, 1].set(xlabel="epoch", ylabel="balanced accuracy", title="validation (line: kept epoch)", ylim=(0, 1))
+    _draw_confusion(axes[0, 2], result.metrics, f"test: bal. acc. {result.metrics.balanced_accuracy:.2f}")
+    axes[0, 2].set_ylabel("true")
+    fig.suptitle(result.setup.label, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,140 @@
+"""ipywidgets panels that wire controls to plain, testable functions.
+
+A panel never trains or plots by itself: it reads its controls and calls a
+function ``run(modalities=[...], strategy="...", **knobs) -> PanelResult``.
+Chapters call that same function once in a normal cell, so the stored notebook
+shows a real figure even where widgets do not render, and tests drive the
+panel through ``panel.train()`` exactly as the Train button does.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["PanelResult", "TrainingPanel", "training_panel"]
+
+
+@dataclass
+class PanelResult:
+    """What a panel shows after a run: a figure and a line of text (plus any data for tests)."""
+
+    figure: Any
+    text: str
+    data: Any = field(default=None, repr=False)
+
+
+class TrainingPanel:
+    """Modality checkboxes, a strategy dropdown, knob sliders, a Train button, a status line and a figure."""
+
+    def __init__(
+        self,
+        run: Callable[..., PanelResult],
+        *,
+        modalities: Sequence[str],
+        strategies: Sequence[str],
+        knobs: Mapping[str, tuple] | None = None,
+        selected: Sequence[str] | None = None,
+        strategy: str | None = None,
+        title: str = "",
+    ) -> None:
+        import ipywidgets as w
+
+        if not strategies:
+            raise ValueError("a training panel needs at least one strategy to choose from")
+        self.run = run
+        chosen = set(selected if selected is not None else modalities)
+        self.checkboxes = {m: w.Checkbox(value=m in chosen, description=m, indent=False) for m in modalities}
+        self.strategy = w.Dropdown(options=list(strategies), value=strategy or strategies[0], description="strategy")
+        self.knobs = {name: _slider(name, spec) for name, spec in (knobs or {}).items()}
+        self.button = w.Button(description="Train", button_style="primary", icon="play")
+        self.status = w.HTML(value="Choose modalities and a strategy, then press <b>Train</b>.")
+        self.output = w.Output()
+        self.result: PanelResult | None = None
+        self.button.on_click(lambda _: self.train())
+        header = [w.HTML(f"<b>{title}</b>")] if title else []
+        self.widget = w.VBox([
+            *header,
+            w.HBox(list(self.checkboxes.values())),
+            self.strategy,
+            *self.knobs.values(),
+            self.button,
+            self.status,
+            self.output,
+        ])
+
+    @property
+    def selected_modalities(self) -> list[str]:
+        return [m for m, box in self.checkboxes.items() if box.value]
+
+    def values(self) -> dict[str, Any]:
+        """The arguments the next run will get."""
+        return {
+            "modalities": self.selected_modalities,
+            "strategy": self.strategy.value,
+            **{name: s.value for name, s in self.knobs.items()},
+        }
+
+    def train(self) -> PanelResult | None:
+        """Run with the current controls (what the Train button does); show the figure and the text."""
+        args = self.values()
+        if not args["modalities"]:
+            self.status.value = "No modality selected: tick at least one modality, then press Train."
+            return None
+        self.button.disabled = True
+        self.status.value = f"Training <b>{args['strategy']}</b> on {' + '.join(args['modalities'])} ..."
+        try:
+            with self.output:
+                self.output.clear_output(wait=True)
+                result = self.run(**args)
+                _show(result.figure)
+        except (ValueError, KeyError) as err:  # a learner's choice that cannot work: say why
+            self.status.value = f"Cannot train this combination: {err}"
+            return None
+        finally:
+            self.button.disabled = False
+        self.result = result
+        self.status.value = result.text
+        return result
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def _slider(name: str, spec: tuple):
+    """(min, max, step, value) -> an int or float slider; (options, value) with a list -> a dropdown."""
+    import ipywidgets as w
+
+    if isinstance(spec[0], (list, tuple)):
+        return w.Dropdown(options=list(spec[0]), value=spec[1], description=name)
+    lo, hi, step, value = spec
+    cls = w.IntSlider if all(isinstance(v, int) for v in spec) else w.FloatSlider
+    return cls(min=lo, max=hi, step=step, value=value, description=name, continuous_update=False)
+
+
+def _show(figure) -> None:
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    display(figure)
+    plt.close(figure)
+
+
+def training_panel(run: Callable[..., PanelResult], **kwargs) -> TrainingPanel:
+    """Build a :class:`TrainingPanel` around ``run``; display it by leaving it last in a cell."""
+    return TrainingPanel(run, **kwargs)
+
+
+# ------------------------------------------------------------ plain functions behind the panels
+def train_and_show(splits, modalities, strategy, *, epochs: int = 30, seed: int = 0, device: str = "auto", **options) -> PanelResult:
+    """Train ``strategy`` on ``modalities`` and show its learning curves and confusion matrix."""
+    from . import viz
+    from .experiment import Setup, run
+
+    result = run(splits, Setup(strategy, tuple(modalities), options), epochs=epochs, seed=seed, device=device, progress=True)
+    name = result.setup.label
+    figure = viz.plot_result(result)
+    text = f"<b>{name}</b>: {result.metrics} ({result.parameters:,} parameters, {result.seconds:.1f}s)"
+    return PanelResult(figure, text, result)
