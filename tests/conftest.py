@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 import torch
@@ -49,6 +50,21 @@ class TwoBranch(nn.Module):
     def forward(self, batch):
         check_batch(batch, self.specs)
         return self.head(torch.cat([self.image(batch["mri"]), self.table(batch["clinical"])], 1))
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Every test runs with outgoing connections refused: nothing in fusion_kit may reach the network."""
+
+    def refuse(self, address, *args, **kwargs):
+        family = getattr(self, "family", None)
+        if family == socket.AF_UNIX:
+            return real_connect(self, address, *args, **kwargs)
+        raise RuntimeError(f"a test tried to reach the network ({address!r}); fusion_kit must work offline")
+
+    real_connect = socket.socket.connect
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
 
 
 @pytest.fixture

@@ -55,3 +55,10 @@ def test_look_up_option_suggests_the_closest_name():
 def test_cache_dir_follows_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("FUSION_KIT_CACHE", str(tmp_path / "c"))
     assert fk.cache_dir() == tmp_path / "c" and (tmp_path / "c").is_dir()
+
+
+def test_network_is_refused_inside_tests():
+    import socket
+
+    with pytest.raises(RuntimeError, match="must work offline"):
+        socket.create_connection(("127.0.0.1", 9), timeout=1)
