@@ -1,0 +1,49 @@
+import nbformat
+import pytest
+
+from fusion_kit import course
+
+
+def _notebook(path, source):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_chapters_are_found_in_order_and_filtered(tmp_path):
+    for name in ("01_b.ipynb", "00_a.ipynb", "10_c.ipynb", "notes.ipynb"):
+        _notebook(tmp_path / name, "1")
+    names = [p.name for p in course.chapter_paths(folder=tmp_path)]
+    assert names == ["00_a.ipynb", "01_b.ipynb", "10_c.ipynb"]
+    assert [p.name for p in course.chapter_paths(["1", "10"], folder=tmp_path)] == ["01_b.ipynb", "10_c.ipynb"]
+    with pytest.raises(ValueError, match="no chapter numbered 07; chapters are 00, 01, 10"):
+        course.chapter_paths(["07"], folder=tmp_path)
+    with pytest.raises(FileNotFoundError, match="no chapters found"):
+        course.chapter_paths(folder=tmp_path / "empty")
+
+
+def test_run_chapters_stops_at_the_failing_cell(tmp_path, monkeypatch):
+    monkeypatch.delenv("FUSION_KIT_QUICK", raising=False)
+    ok = _notebook(tmp_path / "00_ok.ipynb", "import os\nassert os.environ['FUSION_KIT_QUICK'] == '1'")
+    bad = _notebook(tmp_path / "01_bad.ipynb", "raise ValueError('broken on purpose')")
+    never = _notebook(tmp_path / "02_never.ipynb", "1")
+    out = tmp_path / "out"
+    runs = course.run_chapters([ok, bad, never], out, quick=True, progress=False)
+    assert [r.name for r in runs] == ["00_ok", "01_bad"]
+    assert runs[0].error is None and (out / "00_ok.ipynb").is_file()
+    assert "ValueError" in runs[1].error and "broken on purpose" in runs[1].error
+    assert course._report(runs, out) == 1
+    assert "01_bad" in (out / "timings.md").read_text()
+
+
+def test_info_prints_versions(capsys):
+    assert course.main(["info"]) == 0
+    printed = capsys.readouterr().out
+    assert "torch" in printed and "device" in printed
+
+
+def test_unknown_device_fails_before_any_work():
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        course.main(["course", "--device", "tpu"])
