@@ -1,0 +1,542 @@
+"""A synthetic multimodal brain cohort on real anatomy: CN, MCI and AD subjects with MRI, PET and a clinical table.
+
+The generative story (equations in ``datasets/brain_cohort.md``):
+
+1. Every subject has a latent disease severity s ~ N(0, 1); the label is CN, MCI or AD by rank of s,
+   so class counts follow ``class_balance`` exactly.
+2. Each modality m sees the disease through its own latent e_m = s + noise. ``modality_signal`` sets
+   how much noise; ``complementarity`` how it is shared: the same for all modalities (redundant),
+   independent, or opposed so that it cancels when the modalities are combined (complementary).
+   Everything a modality shows about the disease passes through e_m.
+3. MRI: the MNI152 tissue maps, warped per subject (head size, pose, smooth deformation, an individual
+   grey-matter pattern), with atrophy driven by e_mri (ventricles grow, medial temporal and cortical
+   grey matter thin), rendered as a T1-like image with bias field, contrast changes and Rician noise.
+4. PET: FDG-like uptake from the same subject's tissue maps, with hypometabolism driven by e_pet in
+   temporal, temporoparietal and posterior cingulate regions, a global scale, optional misregistration
+   against the MRI, a PET-like blur and noise.
+5. Clinical: age, sex, education, MMSE and APOE4 alleles, related to e_clinical and to each other.
+
+    >>> cohort = make_brain_cohort(1000)            # 2D, 64 x 64; cached after the first call
+    >>> cohort.meta["severity"][:3], cohort.class_counts()
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..core import cache_dir, look_up_option
+from . import anatomy
+from .dataset import MultimodalDataset
+
+__all__ = [
+    "CLASS_NAMES",
+    "MODALITIES",
+    "CLINICAL_FEATURES",
+    "CLINICAL_UNITS",
+    "CLINICAL_SCALING",
+    "MISSING_MECHANISMS",
+    "LATENT_NOISE",
+    "make_brain_cohort",
+    "cohort_params",
+    "cohort_cache_path",
+    "scale_clinical",
+    "disease_load",
+]
+
+GENERATOR_VERSION = 1  # bump whenever the generated data change, so old caches are not reused
+CLASS_NAMES = ("CN", "MCI", "AD")
+MODALITIES = ("mri", "pet", "clinical")
+CLINICAL_FEATURES = ("age", "sex", "education", "mmse", "apoe4")
+CLINICAL_UNITS = {
+    "age": "years",
+    "sex": "0 male, 1 female",
+    "education": "years of schooling",
+    "mmse": "Mini-Mental State Examination score, 0-30 (higher is better)",
+    "apoe4": "number of APOE e4 alleles (0, 1, 2)",
+}
+# fixed population constants: stored feature = (raw - centre) / spread, never data-dependent
+CLINICAL_SCALING = {"age": (72.0, 8.0), "sex": (0.5, 0.5), "education": (15.0, 3.0), "mmse": (27.0, 3.0), "apoe4": (0.5, 0.6)}
+MISSING_MECHANISMS = ("mcar", "severity")
+LATENT_NOISE = 0.8  # tau: std of a modality's latent noise at modality_signal 1.0
+
+# How strongly the disease load l shows in the images, and the main nuisances (see the dataset card).
+VENTRICLE_GROWTH_MM = 3.0  # ventricles grow by this many mm per unit of load
+MEDIAL_TEMPORAL_LOSS = 0.18  # share of medial temporal grey matter lost per unit of load
+CORTICAL_LOSS = 0.05  # share of all grey matter lost per unit of load
+HYPOMETABOLISM = 0.4  # share of uptake lost per unit of load in the PET pattern
+PET_SCALE_SD = 0.1  # per-subject global PET scale g = exp(PET_SCALE_SD N)
+PET_FWHM_MM = 8.0  # PET resolution
+TEXTURE_STRENGTH = 0.35  # amplitude of the individual grey-matter pattern
+TEXTURE_MM = 4.0  # its correlation length (std of the Gaussian smoothing)
+
+# Random streams: one per part of the story, so changing one knob leaves the other parts unchanged.
+_STREAMS = {"latent": 0, "anatomy": 1, "mri": 2, "pet": 3, "clinical": 4, "missing": 5, "labels": 6, "texture": 7}
+_CHUNK = 128  # subjects rendered at a time (bounds memory; results do not depend on it)
+
+
+# ------------------------------------------------------------------------------- parameters
+def _rng(seed: int, stream: str, *extra: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_STREAMS[stream], *extra)))
+
+
+def _check_fraction(name: str, value: float, high_inclusive: bool = True) -> float:
+    value = float(value)
+    ok = 0.0 <= value <= 1.0 if high_inclusive else 0.0 <= value < 1.0
+    if not ok or math.isnan(value):
+        bound = "1" if high_inclusive else "1 (excluded)"
+        raise ValueError(f"{name} must lie between 0 and {bound}, got {value!r}")
+    return value
+
+
+def _per_modality(name: str, value, default: float, modalities: Sequence[str] = MODALITIES) -> dict[str, float]:
+    if value is None:
+        return {m: default for m in modalities}
+    if isinstance(value, (int, float)):
+        return {m: float(value) for m in modalities}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a number or a dict such as {{'pet': 0.5}}, got {type(value).__name__}")
+    for key in value:
+        look_up_option(key, modalities, f"modality in {name}")
+    return {m: float(value.get(m, default)) for m in modalities}
+
+
+def cohort_params(
+    n_subjects: int = 1000,
+    *,
+    spatial_dims: int = 2,
+    image_size: int | None = None,
+    class_balance: Sequence[float] = (0.4, 0.35, 0.25),
+    modality_signal: float | Mapping[str, float] | None = None,
+    complementarity: float = 0.75,
+    missing: float | Mapping[str, float] | None = None,
+    missing_mechanism: str = "mcar",
+    misregistration: float = 0.0,
+    label_noise: float = 0.0,
+    seed: int = 0,
+) -> dict:
+    """Check every knob of ``make_brain_cohort`` and return them as a plain dict (the cache key)."""
+    if not isinstance(n_subjects, (int, np.integer)) or n_subjects < 3:
+        raise ValueError(f"n_subjects must be an integer of at least 3 (one per class), got {n_subjects!r}")
+    if spatial_dims not in (2, 3):
+        raise ValueError(f"spatial_dims must be 2 (slices) or 3 (volumes), got {spatial_dims!r}")
+    size = image_size if image_size is not None else (64 if spatial_dims == 2 else 32)
+    if not isinstance(size, (int, np.integer)) or not 16 <= size <= 256:
+        raise ValueError(f"image_size must be an integer between 16 and 256, got {image_size!r}")
+    balance = [float(b) for b in class_balance]
+    if len(balance) != 3 or min(balance) <= 0:
+        raise ValueError(f"class_balance needs 3 positive shares for {CLASS_NAMES}, got {tuple(class_balance)}")
+    signal = _per_modality("modality_signal", modality_signal, 1.0)
+    if any(v < 0 or math.isnan(v) for v in signal.values()):
+        raise ValueError(f"modality_signal values must be >= 0 (0: no class information), got {signal}")
+    rates = _per_modality("missing", missing, 0.0)
+    for key, rate in rates.items():
+        _check_fraction(f"missing rate of {key!r}", rate, high_inclusive=False)
+    if misregistration < 0:
+        raise ValueError(f"misregistration is a spread in mm and must be >= 0, got {misregistration!r}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return {
+        "n_subjects": int(n_subjects),
+        "spatial_dims": int(spatial_dims),
+        "image_size": int(size),
+        "class_balance": [b / sum(balance) for b in balance],
+        "modality_signal": signal,
+        "complementarity": _check_fraction("complementarity", complementarity),
+        "missing": rates,
+        "missing_mechanism": look_up_option(missing_mechanism, MISSING_MECHANISMS, "missing_mechanism"),
+        "misregistration": float(misregistration),
+        "label_noise": _check_fraction("label_noise", label_noise, high_inclusive=False),
+        "seed": int(seed),
+        "version": GENERATOR_VERSION,
+    }
+
+
+def cohort_cache_path(params: Mapping) -> Path:
+    """Where a cohort with these parameters is cached: a hash of all of them, in ``cache_dir()``."""
+    text = json.dumps(params, sort_keys=True)
+    key = hashlib.sha256(text.encode()).hexdigest()[:20]
+    return cache_dir() / f"brain_cohort_{key}.pt"
+
+
+# ------------------------------------------------------------------------------- latent variables
+def _labels_by_rank(severity: np.ndarray, balance: Sequence[float]) -> np.ndarray:
+    """Class k for the subjects whose severity rank falls in the k-th share (largest remainder rounding)."""
+    n = len(severity)
+    raw = np.asarray(balance) * n
+    counts = np.floor(raw).astype(int)
+    counts[np.argsort(-(raw - counts), kind="stable")[: n - counts.sum()]] += 1
+    labels = np.empty(n, dtype=np.int64)
+    labels[np.argsort(severity, kind="stable")] = np.repeat(np.arange(len(balance)), counts)
+    return labels
+
+
+def _noise_weights(c: float) -> tuple[float, float, float]:
+    """Weights (shared, own, opposed) of the unit nuisance u_m; their squares sum to 1.
+
+    c in [0, 0.5]: (sqrt(1 - 2c), sqrt(2c), 0), correlation between modalities rho = 1 - 2c.
+    c in [0.5, 1]: (0, sqrt(2 - 2c), sqrt(2c - 1)), rho = -(c - 0.5): the opposed part sums to zero
+    over the three modalities, so it cancels when they are combined.
+    """
+    if c <= 0.5:
+        return math.sqrt(1 - 2 * c), math.sqrt(2 * c), 0.0
+    return 0.0, math.sqrt(2 - 2 * c), math.sqrt(2 * c - 1)
+
+
+def _modality_latents(s: np.ndarray, signal: Mapping[str, float], c: float, rng: np.random.Generator) -> dict:
+    """e_m = s + tau_min u_m + sqrt(tau_m^2 - tau_min^2) p_m, with tau_m = tau / signal_m.
+
+    u_m = a eta + b xi_m + g sqrt(3/2) (z_m - mean(z)) mixes a nuisance shared by all modalities (eta),
+    one of their own (xi_m) and one that opposes across modalities (z), with weights set by c
+    (``_noise_weights``); p_m is extra noise of the less informative modalities. At c = 0 every
+    modality is the most informative one plus noise: fusion cannot gain (redundant). At c = 0.5
+    the nuisances are independent; at c = 1 they cancel in the sum, each modality seeing its own
+    part of the disease (complementary). A modality with signal 0 gets e_m = sqrt(1 + tau^2) xi_m.
+    """
+    n = len(s)
+    shared = rng.standard_normal(n)
+    own = {m: rng.standard_normal(n) for m in MODALITIES}
+    opposed = rng.standard_normal((n, len(MODALITIES)))
+    opposed = math.sqrt(1.5) * (opposed - opposed.mean(1, keepdims=True))  # unit variance, sums to 0
+    extra = {m: rng.standard_normal(n) for m in MODALITIES}
+    w_shared, w_own, w_opposed = _noise_weights(c)
+    taus = {m: LATENT_NOISE / v for m, v in signal.items() if v > 0}
+    tau_min = min(taus.values()) if taus else 0.0
+    latents = {}
+    for j, m in enumerate(MODALITIES):
+        if m not in taus:
+            latents[m] = math.sqrt(1 + LATENT_NOISE**2) * own[m]
+            continue
+        unit = w_shared * shared + w_own * own[m] + w_opposed * opposed[:, j]
+        latents[m] = s + tau_min * unit + math.sqrt(taus[m] ** 2 - tau_min**2) * extra[m]
+    return latents
+
+
+def disease_load(latent: Tensor | np.ndarray) -> Tensor:
+    """l(e) = softplus(2 (e + 1)) / 2: near 0 for healthy subjects (e << -1), about e + 1 beyond."""
+    e = torch.as_tensor(latent, dtype=torch.float32)
+    return F.softplus(2 * (e + 1)) / 2
+
+
+# ------------------------------------------------------------------------------- anatomy
+def _geometry(n: int, sex: np.ndarray, spatial_dims: int, rng: np.random.Generator) -> dict[str, Tensor]:
+    """Per-subject head scale, pose and coarse deformation control points (all in mm or radians)."""
+    scale = np.exp(0.05 * rng.standard_normal(n)) * np.where(sex == 1, 0.98, 1.02)
+    angles = np.deg2rad(3.0) * rng.standard_normal((n, 3))
+    shift = 2.0 * rng.standard_normal((n, 3))
+    control = 2.5 * rng.standard_normal((n, 3, *([5] * spatial_dims)))
+    as_t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    return {"scale": as_t(scale), "angles": as_t(angles), "shift": as_t(shift), "control": as_t(control)}
+
+
+def _texture(seed: int, first: int, n: int, spatial: tuple[int, ...], sigma_px: float) -> Tensor:
+    """Each subject's own grey-matter pattern: a unit-variance random field (n, 1, *spatial).
+
+    Drawn from one random stream per subject, so subject i's pattern does not depend on the cohort size.
+    """
+    white = np.stack([_rng(seed, "texture", first + i).standard_normal(spatial, dtype=np.float32) for i in range(n)])
+    return anatomy.smooth_noise(torch.from_numpy(white)[:, None], sigma_px)
+
+
+def _atrophy(maps: Tensor, regions: Mapping[str, Tensor], load: Tensor) -> Tensor:
+    """Grey/white matter turned into CSF by disease load l (maps: (N, 4, *S) GM, WM, CSF, distance).
+
+    Ventricles grow by 2 l mm: v = sigmoid(-(d - 2 l) / 1 mm), tissue lost = (GM + WM) max(v - v_0, 0).
+    Grey matter thins: a share min(0.18 l w_mt + 0.05 l, 0.8) of the remaining GM becomes CSF,
+    with w_mt the medial temporal region weight.
+    """
+    gm, wm, csf, dist = maps[:, :4].unbind(1)
+    view = (-1,) + (1,) * (gm.ndim - 1)
+    grow = VENTRICLE_GROWTH_MM * load.view(view)
+    vent_gain = (torch.sigmoid(-(dist - grow)) - torch.sigmoid(-dist)).clamp_min(0)
+    w_mt = regions["medial_temporal"]
+    gm_loss = (MEDIAL_TEMPORAL_LOSS * w_mt + CORTICAL_LOSS) * load.view(view)
+    gm_new = gm * (1 - vent_gain) * (1 - gm_loss.clamp(0, 0.8))
+    wm_new = wm * (1 - vent_gain)
+    csf_new = csf + (gm + wm) - (gm_new + wm_new)
+    return torch.stack([gm_new, wm_new, csf_new], 1)
+
+
+def _apply_texture(tissue: Tensor, texture: Tensor) -> Tensor:
+    """Exchange grey and white matter locally: GM' = clip(GM (1 + a T), 0, GM + WM), WM' = GM + WM - GM'."""
+    gm, wm, csf = tissue.unbind(1)
+    gm_new = torch.minimum((gm * (1 + TEXTURE_STRENGTH * texture[:, 0])).clamp_min(0), gm + wm)
+    return torch.stack([gm_new, gm + wm - gm_new, csf], 1)
+
+
+# ------------------------------------------------------------------------------- rendering
+def _render_mri(tissue: Tensor, rng: np.random.Generator) -> Tensor:
+    """T1-like: I = B (mu_GM GM + mu_WM WM + mu_CSF CSF)^gamma, then Rician noise of level sigma.
+
+    Per subject: mu_WM = 1, mu_GM ~ 0.6 +- 0.03, mu_CSF ~ 0.15 +- 0.03, gamma ~ exp(0.08 N),
+    bias field B = exp(0.1 z) with z a smooth field, sigma ~ U(0.02, 0.04).
+    """
+    n, spatial = tissue.shape[0], tissue.shape[2:]
+    view = (-1,) + (1,) * len(spatial)
+    as_t = lambda a: torch.as_tensor(a, dtype=torch.float32).view(view)  # noqa: E731
+    mu_gm = as_t(0.6 + 0.03 * rng.standard_normal(n))
+    mu_csf = as_t(np.clip(0.15 + 0.03 * rng.standard_normal(n), 0.02, None))
+    gamma = as_t(np.exp(0.08 * rng.standard_normal(n)))
+    control = torch.as_tensor(rng.standard_normal((n, 1, *[3] * len(spatial))), dtype=torch.float32)
+    bias = torch.exp(0.1 * anatomy.smooth_field(control, spatial))[:, 0]
+    sigma = as_t(rng.uniform(0.02, 0.04, n))
+    gm, wm, csf = tissue.unbind(1)
+    clean = bias * (mu_gm * gm + wm + mu_csf * csf).clamp_min(0) ** gamma
+    n1, n2 = (torch.as_tensor(rng.standard_normal((n, *spatial)), dtype=torch.float32) for _ in range(2))
+    return torch.sqrt((clean + sigma * n1) ** 2 + (sigma * n2) ** 2)[:, None]
+
+
+def _pet_misregistration(n: int, dims: int, spread_mm: float, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
+    """Per-subject rigid motion of PET against MRI: shifts ~ N(0, m^2) mm per axis, angles ~ N(0, (m/2)^2) degrees.
+
+    In 2D the motion is in-plane (one angle, two shifts); in 3D it has three of each.
+    """
+    angles = np.deg2rad(spread_mm / 2) * rng.standard_normal((n, 1 if dims == 2 else 3))
+    shifts = spread_mm * rng.standard_normal((n, dims))
+    return torch.as_tensor(angles, dtype=torch.float32), torch.as_tensor(shifts, dtype=torch.float32)
+
+
+PET_PATTERN = {"temporoparietal": 1.0, "posterior_cingulate": 1.0, "lateral_temporal": 0.8, "medial_temporal": 0.6}
+
+
+def _render_pet(
+    tissue: Tensor,
+    regions: Mapping[str, Tensor],
+    load: Tensor,
+    motion: tuple[Tensor, Tensor],
+    voxel_mm: float,
+    rng: np.random.Generator,
+) -> Tensor:
+    """FDG-like: P = blur_8mm(move(g (GM + 0.25 WM + 0.05 CSF)(1 - h)) + noise).
+
+    Hypometabolism h = min(0.12 l w, 0.7) with w = min(sum_r a_r w_r, 1) over ``PET_PATTERN``
+    (temporoparietal and posterior cingulate 1.0, lateral temporal 0.8, medial temporal 0.6).
+    Global scale g ~ exp(0.15 N). Noise std k sqrt(max(uptake, 0)) with k ~ U(0.12, 0.24) per subject,
+    added before the blur, so it is spatially correlated as in a reconstructed PET image.
+    """
+    n, spatial = tissue.shape[0], tissue.shape[2:]
+    view = (-1,) + (1,) * len(spatial)
+    pattern = sum(a * regions[r] for r, a in PET_PATTERN.items()).clamp(0, 1)
+    hypo = (HYPOMETABOLISM * load.view(view) * pattern).clamp(0, 0.7)
+    scale = torch.as_tensor(np.exp(PET_SCALE_SD * rng.standard_normal(n)), dtype=torch.float32).view(view)
+    gm, wm, csf = tissue.unbind(1)
+    uptake = (scale * (gm + 0.25 * wm + 0.05 * csf) * (1 - hypo))[:, None]
+    angles, shifts = motion
+    if shifts.abs().sum() > 0:
+        uptake = anatomy.rigid_warp(uptake, angles[:, 0] if len(spatial) == 2 else angles, shifts / voxel_mm)
+    k = torch.as_tensor(rng.uniform(0.12, 0.24, n), dtype=torch.float32).view(-1, 1, *[1] * len(spatial))
+    noise = torch.as_tensor(rng.standard_normal(tuple(uptake.shape)), dtype=torch.float32)
+    noisy = uptake + k * uptake.clamp_min(0).sqrt() * noise
+    return anatomy.gaussian_blur(noisy, PET_FWHM_MM / 2.355 / voxel_mm).clamp_min(0)
+
+
+def _images(p: Mapping, latents: dict, sex: np.ndarray) -> tuple[Tensor, Tensor, dict]:
+    """MRI and PET for every subject, rendered a chunk of subjects at a time."""
+    n, dims, size, seed = p["n_subjects"], p["spatial_dims"], p["image_size"], p["seed"]
+    spatial = (size,) * dims
+    voxel_mm = anatomy.FIELD_OF_VIEW_MM / size
+    template = anatomy.load_template()
+    reference = anatomy.reference_points(dims, size)
+    geo = _geometry(n, sex, dims, _rng(seed, "anatomy"))
+    motion = _pet_misregistration(n, dims, p["misregistration"], _rng(seed, "pet", 1))
+    mri_rng, pet_rng = _rng(seed, "mri"), _rng(seed, "pet")
+    mri, pet = [], []
+    for start in range(0, n, _CHUNK):
+        part = slice(start, min(start + _CHUNK, n))
+        k = part.stop - part.start
+        displacement = anatomy.smooth_field(geo["control"][part], spatial).movedim(1, -1)
+        points = anatomy.subject_points(reference, geo["scale"][part], geo["angles"][part], geo["shift"][part], displacement)
+        maps = anatomy.sample_template(template, points)
+        regions = dict(zip(template.channels[4:], maps[:, 4:].unbind(1)))
+        texture = _texture(seed, start, k, spatial, TEXTURE_MM / voxel_mm)
+        atrophied = _apply_texture(_atrophy(maps, regions, disease_load(latents["mri"][part])), texture)
+        mri.append(_render_mri(atrophied, mri_rng))
+        healthy = _apply_texture(maps[:, :3], texture)
+        pet_motion = (motion[0][part], motion[1][part])
+        pet.append(_render_pet(healthy, regions, disease_load(latents["pet"][part]), pet_motion, voxel_mm, pet_rng))
+    info = {
+        "head_scale": geo["scale"].numpy().astype(np.float64),
+        "pet_shift_mm": motion[1].numpy().astype(np.float64),
+        "pet_rotation_deg": np.rad2deg(motion[0].numpy()).astype(np.float64),
+    }
+    return torch.cat(mri), torch.cat(pet), info
+
+
+# ------------------------------------------------------------------------------- clinical table
+def _clinical_raw(latent: np.ndarray, sex: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Raw table (N, 5) in CLINICAL_FEATURES order, from the clinical latent e_c.
+
+    age = clip(72 + 2.5 e_c + 6 N, 55, 92); education = clip(round(15 + 3 N), 6, 22);
+    MMSE = clip(round(27.2 - 2.2 e_c + 0.25 (education - 15) + 0.6 N), 0, 30);
+    APOE4 carrier with probability sigmoid(-0.9 + 0.8 e_c), two alleles for 20% of carriers.
+    """
+    n = len(latent)
+    age = np.round(np.clip(72 + 2.5 * latent + 6 * rng.standard_normal(n), 55, 92), 1)
+    education = np.clip(np.round(15 + 3 * rng.standard_normal(n)), 6, 22)
+    mmse = np.clip(np.round(27.2 - 2.5 * latent + 0.25 * (education - 15) + 0.4 * rng.standard_normal(n)), 0, 30)
+    carrier = rng.random(n) < 1 / (1 + np.exp(0.9 - 0.8 * latent))
+    apoe4 = carrier * (1 + (rng.random(n) < 0.2))
+    return np.stack([age, sex.astype(float), education, mmse, apoe4.astype(float)], 1)
+
+
+def scale_clinical(raw: np.ndarray) -> np.ndarray:
+    """(raw - centre) / spread per column with the fixed constants of ``CLINICAL_SCALING``."""
+    centre = np.array([CLINICAL_SCALING[f][0] for f in CLINICAL_FEATURES])
+    spread = np.array([CLINICAL_SCALING[f][1] for f in CLINICAL_FEATURES])
+    return (np.asarray(raw, dtype=np.float64) - centre) / spread
+
+
+# ------------------------------------------------------------------------------- missingness and label noise
+def _apply_missing(data: MultimodalDataset, p: Mapping) -> MultimodalDataset:
+    """Hide each modality for its share of subjects; a subject never loses all three (see the card)."""
+    from .missingness import mask_modality
+
+    rates = p["missing"]
+    if not any(rates.values()):
+        return data
+    base = int(np.random.SeedSequence(p["seed"], spawn_key=(_STREAMS["missing"],)).generate_state(1)[0])
+    masked = data
+    for j, m in enumerate(MODALITIES):
+        if rates[m] > 0:
+            masked = mask_modality(masked, m, rates[m], p["missing_mechanism"], seed=base + j)
+    mask = masked.mask.clone()
+    empty = ~mask.any(1)
+    if empty.any():  # give back the modality that was asked to be missing least often
+        keep = min(range(len(MODALITIES)), key=lambda j: (rates[MODALITIES[j]], j))
+        mask[empty, keep] = True
+    return data.with_mask(mask)
+
+
+def _noisy_labels(labels: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """Exactly round(rate N) labels, chosen at random, moved to one of the other classes at random."""
+    noisy = labels.copy()
+    flip = rng.permutation(len(labels))[: int(round(rate * len(labels)))]
+    noisy[flip] = (labels[flip] + rng.integers(1, len(CLASS_NAMES), len(flip))) % len(CLASS_NAMES)
+    return noisy
+
+
+# ------------------------------------------------------------------------------- the cohort
+def _generate(p: Mapping) -> MultimodalDataset:
+    """Run the generative story for the checked parameters ``p`` (see the module docstring)."""
+    n, seed = p["n_subjects"], p["seed"]
+    rng = _rng(seed, "latent")
+    severity = rng.standard_normal(n)
+    sex = (rng.random(n) < 0.5).astype(np.int64)
+    latents = _modality_latents(severity, p["modality_signal"], p["complementarity"], rng)
+    labels = _labels_by_rank(severity, p["class_balance"])
+    mri, pet, info = _images(p, latents, sex)
+    raw = _clinical_raw(latents["clinical"], sex, _rng(seed, "clinical"))
+    noisy = _noisy_labels(labels, p["label_noise"], _rng(seed, "labels"))
+    meta = {
+        "severity": severity,
+        **{f"latent_{m}": latents[m] for m in MODALITIES},
+        "label_clean": labels,
+        "label_flipped": noisy != labels,
+        **info,
+        "clinical_raw": raw,
+        "clinical_units": dict(CLINICAL_UNITS),
+        "affine": anatomy.voxel_to_mni(p["spatial_dims"], p["image_size"]).tolist(),
+        "params": json.loads(json.dumps(p)),
+    }
+    data = MultimodalDataset(
+        {"mri": mri, "pet": pet, "clinical": torch.as_tensor(scale_clinical(raw), dtype=torch.float32)},
+        noisy,
+        class_names=CLASS_NAMES,
+        feature_names={"clinical": CLINICAL_FEATURES},
+        subject_ids=[f"sub-{i + 1:04d}" for i in range(n)],
+        meta=meta,
+    )
+    return _apply_missing(data, p)
+
+
+@contextlib.contextmanager
+def _single_thread():
+    """Run torch on one CPU thread: the generator's many small operations run fastest this way
+    (and do not fight other processes for cores), and the results cannot depend on the thread count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def make_brain_cohort(
+    n_subjects: int = 1000,
+    *,
+    spatial_dims: int = 2,
+    image_size: int | None = None,
+    class_balance: Sequence[float] = (0.4, 0.35, 0.25),
+    modality_signal: float | Mapping[str, float] | None = None,
+    complementarity: float = 0.75,
+    missing: float | Mapping[str, float] | None = None,
+    missing_mechanism: str = "mcar",
+    misregistration: float = 0.0,
+    label_noise: float = 0.0,
+    seed: int = 0,
+    cache: bool = True,
+) -> MultimodalDataset:
+    """The synthetic CN / MCI / AD cohort with modalities "mri", "pet" (images) and "clinical" (5 features).
+
+    Args:
+        n_subjects: number of subjects.
+        spatial_dims: 2 for one oblique axial slice per subject (1, S, S); 3 for volumes (1, S, S, S).
+        image_size: S, the side in voxels over a 180 mm field of view; default 64 in 2D, 32 in 3D.
+        class_balance: shares of CN, MCI, AD (normalised to sum 1); class counts follow them exactly.
+        modality_signal: how clearly each modality shows the disease, a number for all or a dict such as
+            ``{"pet": 0.5}`` (others stay 1.0). Modality m's latent noise has std 0.8 / signal_m; 0 means
+            the modality carries no class information, 2 halves its noise.
+        complementarity: in [0, 1], how the modalities' latent noise is shared. 0: one shared nuisance,
+            the weaker modalities are noisier copies of the best one and fusion gains nothing
+            (redundant). 0.5: independent noise, which fusion averages away. 1: opposed noise that
+            cancels in the sum, each modality seeing its own part of the disease (complementary).
+            The default 0.75 lies between the last two. Each modality alone is equally informative at
+            every setting; only what fusion can gain changes.
+        missing: share of subjects without each modality, a number for all or a dict such as
+            ``{"pet": 0.3}``; absent modalities have mask False and zeroed content.
+        missing_mechanism: "mcar" (completely at random) or "severity" (sicker subjects miss more often).
+        misregistration: spread in mm of a random rigid motion of PET against MRI per subject
+            (shift std in mm per axis, rotation std misregistration / 2 in degrees); 0 means aligned.
+        label_noise: share of subjects whose label is replaced by another class at random.
+        seed: the same seed and knobs give bit-identical data.
+        cache: reuse (and write) the cohort in ``fusion_kit.core.cache_dir()``, keyed by all the knobs.
+
+    Returns:
+        A MultimodalDataset; ``meta`` holds the latent variables (``severity``, ``latent_mri``,
+        ``latent_pet``, ``latent_clinical``, ``label_clean``, ...), ``clinical_raw`` with
+        ``clinical_units``, the voxel-to-MNI ``affine`` and the knobs in ``params``.
+    """
+    p = cohort_params(
+        n_subjects,
+        spatial_dims=spatial_dims,
+        image_size=image_size,
+        class_balance=class_balance,
+        modality_signal=modality_signal,
+        complementarity=complementarity,
+        missing=missing,
+        missing_mechanism=missing_mechanism,
+        misregistration=misregistration,
+        label_noise=label_noise,
+        seed=seed,
+    )
+    from .io import load_dataset, save_dataset
+
+    path = cohort_cache_path(p)
+    if cache and path.exists():
+        try:
+            return load_dataset(path)
+        except Exception:  # an unreadable cache file is regenerated and overwritten
+            pass
+    with _single_thread():
+        data = _generate(p)
+    if cache:
+        save_dataset(data, path)
+    return data

@@ -1,0 +1,431 @@
+"""Datasets on disk: a fast cache format, NIfTI + CSV export, and the manifest loader for your own data.
+
+A *manifest* is a CSV with one row per subject::
+
+    subject_id,label,mri,pet,age,sex,education,mmse,apoe4
+    sub-0001,CN,images/sub-0001_mri.nii.gz,images/sub-0001_pet.nii.gz,71.3,1,16,29,0
+    sub-0002,AD,images/sub-0002_mri.nii.gz,,78.0,0,12,22,1      <- no PET for this subject
+
+Image paths are relative to the CSV's folder (or absolute); an empty path means the modality is
+absent for that subject (mask False). ``load_manifest`` reads it through MONAI transforms into the
+same batch contract as ``make_brain_cohort``, checking everything first and naming the line and
+subject of each problem, so bad input fails before any training.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..core import cache_dir, look_up_option
+from .dataset import MultimodalDataset
+
+__all__ = ["save_dataset", "load_dataset", "export_cohort", "load_manifest", "write_demo_cohort", "DEMO_COHORT"]
+
+DEMO_COHORT = Path(__file__).resolve().parents[2] / "datasets" / "demo_cohort"
+_FORMAT = "fusion_kit.MultimodalDataset/1"
+NAN_POLICIES = ("raise", "absent")
+
+
+# ------------------------------------------------------------------------------- cache format
+def _split_meta(meta: Mapping) -> tuple[dict[str, Tensor], dict[str, Tensor], str]:
+    """Meta as (numpy arrays as tensors, tensors, everything else as JSON): all loadable with weights_only."""
+    arrays, tensors, plain = {}, {}, {}
+    for key, value in meta.items():
+        if isinstance(value, np.ndarray):
+            if value.dtype == object or value.dtype.kind in "USV":
+                raise TypeError(f"meta[{key!r}] is an array of {value.dtype}; store numbers, or a list of strings")
+            arrays[key] = torch.from_numpy(np.ascontiguousarray(value))
+        elif isinstance(value, Tensor):
+            tensors[key] = value.detach().cpu()
+        else:
+            plain[key] = value
+    try:
+        text = json.dumps(plain)
+    except TypeError as err:
+        raise TypeError(f"meta values must be arrays, tensors or JSON-like (dict, list, str, number): {err}") from None
+    return arrays, tensors, text
+
+
+def atomic_save(obj, path: Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then ``os.replace``: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_dataset(dataset: MultimodalDataset, path: str | os.PathLike) -> Path:
+    """Write a dataset (tensors, labels, mask, names, meta) to one file, atomically; reload with ``load_dataset``."""
+    arrays, tensors, meta_json = _split_meta(dataset.meta)
+    obj = {
+        "format": _FORMAT,
+        "tensors": {k: t.cpu() for k, t in dataset.tensors.items()},
+        "labels": dataset.labels.cpu(),
+        "mask": dataset.mask.cpu(),
+        "class_names": list(dataset.class_names),
+        "feature_names": {k: list(s.feature_names) for k, s in dataset.specs.items() if s.feature_names},
+        "subject_ids": list(dataset.subject_ids),
+        "meta_arrays": arrays,
+        "meta_tensors": tensors,
+        "meta_json": meta_json,
+    }
+    path = Path(path)
+    atomic_save(obj, path)
+    return path
+
+
+def load_dataset(path: str | os.PathLike) -> MultimodalDataset:
+    """Read a file written by ``save_dataset`` (``torch.load(weights_only=True)``: no code is run)."""
+    obj = torch.load(Path(path), weights_only=True)
+    if not isinstance(obj, dict) or obj.get("format") != _FORMAT:
+        raise ValueError(f"{path} is not a dataset file written by fusion_kit.data.save_dataset")
+    meta = json.loads(obj["meta_json"])
+    meta.update({k: v.numpy() for k, v in obj["meta_arrays"].items()})
+    meta.update(obj["meta_tensors"])
+    return MultimodalDataset(
+        obj["tensors"],
+        obj["labels"],
+        mask=obj["mask"],
+        class_names=obj["class_names"],
+        feature_names=obj["feature_names"],
+        subject_ids=obj["subject_ids"],
+        meta=meta,
+    )
+
+
+# ------------------------------------------------------------------------------- export
+def _nifti_affine(dataset: MultimodalDataset) -> np.ndarray:
+    """The dataset's voxel-to-mm affine when it has one (the cohort keeps ``meta['affine']``), else 1 mm voxels."""
+    affine = np.asarray(dataset.meta.get("affine", np.eye(4)), dtype=np.float64)
+    return affine if affine.shape == (4, 4) else np.eye(4)
+
+
+def _tabular_table(dataset: MultimodalDataset, name: str) -> tuple[list[str], np.ndarray]:
+    """Column names and values for a tabular modality: raw values from ``meta[name + '_raw']`` when present."""
+    spec = dataset.specs[name]
+    columns = list(spec.feature_names or [f"{name}_{j}" for j in range(spec.channels)])
+    raw = dataset.meta.get(f"{name}_raw")
+    values = np.asarray(raw, dtype=np.float64) if raw is not None else dataset.tensors[name].cpu().double().numpy()
+    if values.shape != (len(dataset), len(columns)):
+        values = dataset.tensors[name].cpu().double().numpy()
+    values = values.copy()
+    values[~dataset.mask[:, dataset.modalities.index(name)].cpu().numpy()] = np.nan  # absent: empty cells
+    return columns, values
+
+
+def _remove_old_export(folder: Path) -> None:
+    """Delete what a previous export wrote (participants.csv and images/sub-*_*.nii.gz), nothing else."""
+    (folder / "participants.csv").unlink(missing_ok=True)
+    for old in (folder / "images").glob("sub-*_*.nii.gz"):
+        old.unlink()
+
+
+def export_cohort(dataset: MultimodalDataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write ``dataset`` as NIfTI images plus ``participants.csv``; returns the CSV path.
+
+    Each present image is ``images/<subject>_<modality>.nii.gz`` (float32, single channel, with the
+    dataset's voxel-to-mm affine). The CSV has ``subject_id``, ``label`` (class name), one column of
+    relative image paths per image modality (empty when absent), then the tabular features (raw
+    units when ``meta['clinical_raw']`` exists; empty cells when absent). ``load_manifest`` reads it back.
+    """
+    import nibabel as nib
+    import pandas as pd
+
+    folder = Path(path)
+    csv_path = folder / "participants.csv"
+    if csv_path.exists() and not overwrite:
+        raise FileExistsError(f"{csv_path} exists; pass overwrite=True to replace that export")
+    images = [m for m, s in dataset.specs.items() if s.kind == "image"]
+    for m in images:
+        if dataset.specs[m].channels != 1:
+            raise ValueError(f"export_cohort writes single-channel images; {m!r} has {dataset.specs[m].channels} channels")
+    folder.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        _remove_old_export(folder)
+    (folder / "images").mkdir(exist_ok=True)
+    table: dict[str, list] = {"subject_id": list(dataset.subject_ids)}
+    table["label"] = [dataset.class_names[k] for k in dataset.labels.cpu().tolist()]
+    for m in images:
+        j = dataset.modalities.index(m)
+        affine = _nifti_affine(dataset)
+        paths = []
+        for i, sid in enumerate(dataset.subject_ids):
+            if not bool(dataset.mask[i, j]):
+                paths.append("")
+                continue
+            rel = f"images/{sid}_{m}.nii.gz"
+            nib.save(nib.Nifti1Image(dataset.tensors[m][i, 0].cpu().numpy().astype(np.float32), affine), folder / rel)
+            paths.append(rel)
+        table[m] = paths
+    for m, spec in dataset.specs.items():
+        if spec.kind == "tabular":
+            columns, values = _tabular_table(dataset, m)
+            table.update({c: values[:, k] for k, c in enumerate(columns)})
+    pd.DataFrame(table).to_csv(csv_path, index=False, float_format="%.6g")
+    return csv_path
+
+
+def write_demo_cohort(path: str | os.PathLike = DEMO_COHORT, *, n_subjects: int = 12, seed: int = 0) -> Path:
+    """(Re)write the tiny on-disk demo: a 2D cohort of ``n_subjects`` with PET absent for 2 in 12 of them."""
+    from .cohort import make_brain_cohort
+
+    cohort = make_brain_cohort(n_subjects, missing={"pet": 1 / 6}, seed=seed, cache=False)
+    return export_cohort(cohort, path, overwrite=True)
+
+
+# ------------------------------------------------------------------------------- manifest loading
+def _where(frame, row: int, id_column: str) -> str:
+    """'line 5 (subject sub-0004)' for a data row (line 1 is the header)."""
+    sid = frame[id_column].iloc[row] if id_column in frame else None
+    return f"line {row + 2} (subject {sid})" if isinstance(sid, str) and sid else f"line {row + 2}"
+
+
+def _read_table(csv_path: Path, id_column: str, label_column: str, image_columns: Sequence[str]):
+    import pandas as pd
+
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"manifest {csv_path} not found; give the path to your participants CSV")
+    text_columns = {c: str for c in (id_column, label_column, *image_columns)}
+    try:
+        frame = pd.read_csv(csv_path, dtype=text_columns, skipinitialspace=True)
+    except Exception as err:
+        raise ValueError(f"could not read {csv_path} as a CSV file: {err}") from None
+    needed = [id_column, label_column, *image_columns]
+    absent = [c for c in needed if c not in frame.columns]
+    if absent:
+        raise ValueError(
+            f"{csv_path.name} has no column {absent[0]!r} (it has {', '.join(map(str, frame.columns))}); "
+            "name yours with id_column=, label_column= or image_columns="
+        )
+    if frame.empty:
+        raise ValueError(f"{csv_path.name} has a header but no subjects")
+    return frame
+
+
+def _check_ids(frame, id_column: str) -> list[str]:
+    ids = frame[id_column]
+    for row in np.flatnonzero(ids.isna().to_numpy() | (ids.astype(str).str.strip() == "").to_numpy()):
+        raise ValueError(f"line {row + 2} has an empty {id_column!r}; every subject needs an id")
+    ids = ids.astype(str).str.strip()
+    duplicated = ids[ids.duplicated(keep=False)]
+    if len(duplicated):
+        first = duplicated.iloc[0]
+        lines = [int(r) + 2 for r in np.flatnonzero((ids == first).to_numpy())]
+        raise ValueError(f"subject id {first!r} appears on lines {lines}; subject ids must be unique")
+    return ids.tolist()
+
+
+def _check_labels(frame, label_column: str, id_column: str, class_names: Sequence[str] | None) -> tuple[np.ndarray, tuple[str, ...]]:
+    from .cohort import CLASS_NAMES
+
+    labels = frame[label_column]
+    for row in np.flatnonzero(labels.isna().to_numpy()):
+        raise ValueError(f"{_where(frame, row, id_column)} has no {label_column!r}; label it or drop the row")
+    labels = labels.astype(str).str.strip()
+    if class_names is None:
+        found = set(labels)
+        names = tuple(c for c in CLASS_NAMES if c in found) if found <= set(CLASS_NAMES) else tuple(sorted(found))
+    else:
+        names = tuple(str(c) for c in class_names)
+    for row, value in enumerate(labels):
+        if value not in names:
+            raise ValueError(
+                f"{_where(frame, row, id_column)} has label {value!r}, which is not one of {', '.join(names)}; "
+                "fix the label or pass class_names="
+            )
+    return np.array([names.index(v) for v in labels], dtype=np.int64), names
+
+
+def _tabular(frame, columns: Sequence[str] | None, reserved: Sequence[str], id_column: str, nan_policy: str):
+    """The numeric table (N, F), its column names, which subjects have it, and skipped columns."""
+    import pandas as pd
+
+    if columns is None:
+        candidates = [c for c in frame.columns if c not in reserved]
+        columns = [c for c in candidates if pd.api.types.is_numeric_dtype(frame[c])]
+        skipped = [c for c in candidates if c not in columns]
+    else:
+        columns, skipped = list(columns), []
+        for c in columns:
+            if c not in frame.columns:
+                raise ValueError(f"no column {c!r} for tabular_columns; the CSV has {', '.join(map(str, frame.columns))}")
+    if not columns:
+        return None, [], None, skipped
+    values = np.empty((len(frame), len(columns)))
+    for k, c in enumerate(columns):
+        numbers = pd.to_numeric(frame[c], errors="coerce")
+        bad = numbers.isna() & frame[c].notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise ValueError(f"{_where(frame, row, id_column)}: column {c!r} holds {frame[c].iloc[row]!r}, not a number")
+        values[:, k] = numbers.to_numpy(dtype=float)
+    holes = np.isnan(values)
+    if holes.any() and nan_policy == "raise":
+        row, col = (int(v) for v in np.argwhere(holes)[0])
+        raise ValueError(
+            f"{_where(frame, row, id_column)} has no value in column {columns[col]!r}: impute it (e.g. with the "
+            "training median) or drop the row, or pass nan_policy='absent' to mark that subject's table absent"
+        )
+    return values, columns, ~holes.any(1), skipped
+
+
+def _image_paths(frame, column: str, base: Path, id_column: str) -> list[Path | None]:
+    """Resolved path per subject (None where the cell is empty); every named file must exist."""
+    paths: list[Path | None] = []
+    for row, cell in enumerate(frame[column]):
+        if not isinstance(cell, str) or not cell.strip():
+            paths.append(None)
+            continue
+        path = Path(cell.strip()).expanduser()
+        path = path if path.is_absolute() else base / path
+        if not path.is_file():
+            raise FileNotFoundError(f"{_where(frame, row, id_column)}: {column} image {cell.strip()!r} not found (looked for {path})")
+        paths.append(path)
+    if all(p is None for p in paths):
+        raise ValueError(f"no subject has a {column!r} image; drop {column!r} from image_columns")
+    return paths
+
+
+def _read_image(path: Path, image_size: int | None, scale_intensity: bool) -> Tensor:
+    """MONAI: LoadImage -> EnsureChannelFirst [-> Resize] [-> ScaleIntensity], as a float32 tensor.
+
+    A trailing singleton axis is dropped first, so a 2D slice stored as (x, y, 1) is a 2D image.
+    """
+    from monai.transforms import Compose, EnsureChannelFirst, LoadImage, Resize, ScaleIntensity
+
+    image = Compose([LoadImage(image_only=True, dtype=np.float32), EnsureChannelFirst()])(str(path))
+    image = torch.as_tensor(np.asarray(image), dtype=torch.float32)
+    while image.ndim > 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    steps = [Resize(spatial_size=(image_size,) * (image.ndim - 1))] if image_size is not None else []
+    steps += [ScaleIntensity()] if scale_intensity else []
+    return torch.as_tensor(np.asarray(Compose(steps)(image)), dtype=torch.float32) if steps else image
+
+
+def _load_images(frame, column: str, paths: list[Path | None], id_column: str, image_size: int | None, scale: bool) -> Tensor:
+    """Stack one image column into (N, C, *spatial); absent subjects get zeros; shapes must agree."""
+    images: list[Tensor | None] = []
+    first_shape, first_row = None, None
+    for row, path in enumerate(paths):
+        if path is None:
+            images.append(None)
+            continue
+        try:
+            image = _read_image(path, image_size, scale)
+        except Exception as err:
+            reason = str(err).splitlines()[0] if str(err) else "unreadable"
+            raise ValueError(
+                f"{_where(frame, row, id_column)}: could not read {column} image {path.name} "
+                f"({type(err).__name__}: {reason}); is it a valid NIfTI or image file?"
+            ) from None
+        if first_shape is None:
+            first_shape, first_row = tuple(image.shape), row
+        elif tuple(image.shape) != first_shape:
+            raise ValueError(
+                f"{_where(frame, row, id_column)}: {column} image has shape {tuple(image.shape)} but "
+                f"{_where(frame, first_row, id_column)} has {first_shape}; pass image_size= to resize them all"
+            )
+        images.append(image)
+    zeros = torch.zeros(first_shape)
+    return torch.stack([zeros if im is None else im for im in images])
+
+
+def _manifest_cache_path(csv_path: Path, settings: Mapping, image_paths: Sequence[Path]) -> Path:
+    """Key: the CSV bytes, the loader settings and each image's size and modification time."""
+    digest = hashlib.sha256(csv_path.read_bytes())
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    for p in image_paths:
+        stat = p.stat()
+        digest.update(f"{p}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return cache_dir() / f"manifest_{digest.hexdigest()[:20]}.pt"
+
+
+def load_manifest(
+    csv_path: str | os.PathLike,
+    *,
+    image_columns: Sequence[str] = ("mri", "pet"),
+    tabular_columns: Sequence[str] | None = None,
+    label_column: str = "label",
+    class_names: Sequence[str] | None = None,
+    id_column: str = "subject_id",
+    tabular_name: str = "clinical",
+    image_size: int | None = None,
+    scale_intensity: bool = False,
+    nan_policy: str = "raise",
+    cache: bool = False,
+) -> MultimodalDataset:
+    """Read a participants CSV and its images into a MultimodalDataset (the same contract as the cohort).
+
+    Args:
+        csv_path: the manifest; image paths in it are relative to its folder (or absolute).
+        image_columns: columns of image paths, one modality each, in this order. Images are read with
+            MONAI ``LoadImage`` + ``EnsureChannelFirst`` as stored (no reorientation); a trailing
+            singleton axis is dropped, so a slice saved as (x, y, 1) is a 2D image.
+        tabular_columns: feature columns of the table; None takes every remaining numeric column
+            (non-numeric ones are skipped and listed in ``meta['skipped_columns']``). Values are kept
+            as they are: standardise them with ``fusion_kit.data.standardize`` after splitting.
+        label_column / class_names: class name per row. Without ``class_names`` the classes are the
+            course's ("CN", "MCI", "AD") in that order (those present) when the labels are among them,
+            else the sorted distinct labels.
+        id_column: unique subject ids.
+        tabular_name: the name of the tabular modality.
+        image_size: resize every image to this side (MONAI ``Resize``); otherwise shapes must agree.
+        scale_intensity: rescale each image to [0, 1] (MONAI ``ScaleIntensity``).
+        nan_policy: an empty cell in a feature column either raises an error ("raise", the default:
+            impute or drop first) or marks that subject's whole table absent ("absent": mask False, zeros).
+        cache: keep the loaded dataset in ``cache_dir()``, keyed by the CSV, the settings and the image
+            files' sizes and times; nothing is written unless the whole load succeeded.
+
+    Raises:
+        ValueError / FileNotFoundError naming the line and subject: a missing column or file, an
+        unreadable image, duplicate ids, an unknown label, a non-numeric or empty feature value,
+        images of different shapes. All checks except reading the images run before any image is read.
+    """
+    csv_path = Path(csv_path).expanduser().resolve()
+    nan_policy = look_up_option(nan_policy, NAN_POLICIES, "nan_policy")
+    image_columns = [image_columns] if isinstance(image_columns, str) else list(image_columns)
+    frame = _read_table(csv_path, id_column, label_column, image_columns)
+    ids = _check_ids(frame, id_column)
+    labels, names = _check_labels(frame, label_column, id_column, class_names)
+    reserved = [id_column, label_column, *image_columns]
+    table, columns, table_present, skipped = _tabular(frame, tabular_columns, reserved, id_column, nan_policy)
+    if not image_columns and table is None:
+        raise ValueError(f"{csv_path.name} gives no image columns and no numeric feature columns: nothing to learn from")
+    paths = {c: _image_paths(frame, c, csv_path.parent, id_column) for c in image_columns}
+    settings = dict(image_columns=image_columns, tabular_columns=columns, label_column=label_column, class_names=names,
+                    id_column=id_column, tabular_name=tabular_name, image_size=image_size, scale=scale_intensity, nan=nan_policy)
+    cache_path = _manifest_cache_path(csv_path, settings, [p for ps in paths.values() for p in ps if p]) if cache else None
+    if cache_path is not None and cache_path.exists():
+        return load_dataset(cache_path)
+    data = {c: _load_images(frame, c, paths[c], id_column, image_size, scale_intensity) for c in image_columns}
+    masks = [[p is not None for p in paths[c]] for c in image_columns]
+    meta: dict = {"source": str(csv_path), "skipped_columns": skipped}
+    if table is not None:
+        data[tabular_name] = torch.as_tensor(np.nan_to_num(table), dtype=torch.float32)
+        masks.append(list(table_present))
+        meta[f"{tabular_name}_raw"] = table
+    dataset = MultimodalDataset(
+        data,
+        labels,
+        mask=np.array(masks, dtype=bool).T,
+        class_names=names,
+        feature_names={tabular_name: columns} if table is not None else None,
+        subject_ids=ids,
+        meta=meta,
+    )
+    if cache_path is not None:
+        save_dataset(dataset, cache_path)
+    return dataset
