@@ -57,3 +57,34 @@ def classification_metrics(
         class_names=tuple(class_names) if class_names is not None else tuple(str(i) for i in range(k)),
         n=len(labels),
     )
+
+
+# ------------------------------------------------------------------ calibration (chapter 06)
+def calibration_bins(labels, probs, bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per equal-width confidence bin: mean confidence, accuracy and count (confidence = max probability)."""
+    labels = np.asarray(labels).astype(int).reshape(-1)
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or len(probs) != len(labels):
+        raise ValueError(f"probs must have shape (N, K) with N = {len(labels)} labels, got {probs.shape}")
+    if not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"bins must be a positive integer, got {bins!r}")
+    confidence = probs.max(1)
+    right = probs.argmax(1) == labels
+    which = np.clip((confidence * bins).astype(int), 0, bins - 1)  # bin b holds confidences in [b/bins, (b+1)/bins)
+    count = np.bincount(which, minlength=bins).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        conf = np.bincount(which, weights=confidence, minlength=bins) / count
+        acc = np.bincount(which, weights=right.astype(float), minlength=bins) / count
+    return conf, acc, count.astype(int)
+
+
+def expected_calibration_error(labels, probs, bins: int = 10) -> float:
+    """ECE = Σ_b (n_b / N) |accuracy_b - confidence_b| over equal-width confidence bins."""
+    conf, acc, count = calibration_bins(labels, probs, bins)
+    keep = count > 0
+    if not keep.any():
+        return float("nan")
+    return float((count[keep] / count.sum() * np.abs(acc[keep] - conf[keep])).sum())
+
+
+__all__ += ["calibration_bins", "expected_calibration_error"]

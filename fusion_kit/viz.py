@@ -610,3 +610,399 @@ def plot_result(result):
     fig.suptitle(result.setup.label, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------- chapters 07-08: missing data, benchmark
+def plot_grouped_bars(values, errors=None, *, ylabel: str = "balanced accuracy", title: str = "",
+                      chance: float | None = None, ylim=None, colors=None, legend_title: str | None = None):
+    """Grouped bars: ``values`` is a DataFrame (rows: groups on the x axis, columns: one bar each) or a dict of dicts.
+
+    ``errors`` (same layout) draws error bars; ``colors`` maps column names to colours.
+    """
+    import numpy as np
+    import pandas as pd
+
+    table = values if isinstance(values, pd.DataFrame) else pd.DataFrame(values).T
+    err = None if errors is None else (errors if isinstance(errors, pd.DataFrame) else pd.DataFrame(errors).T)
+    groups, series = list(table.index), list(table.columns)
+    fig, axes = _figure(min(10.0, max(5.0, 0.75 * len(groups) * max(1, len(series)) ** 0.5 + 2.0)), 3.6)
+    ax = axes[0, 0]
+    width = 0.8 / len(series)
+    x = np.arange(len(groups))
+    for j, name in enumerate(series):
+        color = (colors or {}).get(name, MODALITY_COLORS.get(name, f"C{j % 10}"))
+        yerr = None if err is None or name not in err else err.loc[groups, name].to_numpy(dtype=float)
+        ax.bar(x + (j - (len(series) - 1) / 2) * width, table[name].to_numpy(dtype=float), width,
+               yerr=yerr, capsize=2, label=str(name), color=color)
+    ax.set_xticks(x, [textwrap.fill(str(g), 18, break_long_words=False) for g in groups], fontsize=8)
+    if chance is not None:
+        ax.axhline(chance, color="k", linestyle=":", linewidth=1, label="chance")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.axhline(0, color="k", linewidth=0.6)
+    ax.set(ylabel=ylabel, title=title)
+    ax.legend(fontsize=7, title=legend_title, title_fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def plot_differences(stats, *, reference: str = "", title: str = ""):
+    """Forest plot of paired differences against a reference (``experiment.paired_comparison`` table).
+
+    Thick bar: interval over test-set resamples (bootstrap); thin line: interval over seeds.
+    """
+    import numpy as np
+
+    table = stats.sort_values("diff")
+    fig, axes = _figure(7.5, 0.42 * len(table) + 1.5)
+    ax = axes[0, 0]
+    y = np.arange(len(table))
+    seed_lo, seed_hi = table["seed_low"].to_numpy(dtype=float), table["seed_high"].to_numpy(dtype=float)
+    has_seed = np.isfinite(seed_lo)
+    ax.hlines(y[has_seed], seed_lo[has_seed], seed_hi[has_seed], color="#888888", linewidth=1,
+              label="interval over seeds (t)")
+    ax.hlines(y, table["boot_low"], table["boot_high"], color="#1f77b4", linewidth=5, alpha=0.45,
+              label="interval over test subjects (bootstrap)")
+    ax.plot(table["diff"], y, "o", color="#1f77b4", label="mean difference")
+    ax.axvline(0, color="k", linewidth=1, linestyle=":")
+    ax.set_yticks(y, table.index, fontsize=8)
+    ref = f" − {reference}" if reference else " − reference"
+    ax.set_xlabel(f"balanced accuracy: model{ref}")
+    ax.set_title(title or "Paired differences on the same test subjects", fontsize=10)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_cost(table, *, title: str = "What each model costs"):
+    """Trainable parameters and training seconds per run, one bar per model (rows of ``table``), coloured by family."""
+    import numpy as np
+
+    names = list(table.index)
+    fig, axes = _figure(10, 0.32 * len(names) + 1.6, ncols=2, sharey=True)
+    colors = [FAMILY_COLORS.get(f, "#444444") for f in table["family"]]
+    y = np.arange(len(names))[::-1]
+    for ax, column, label in ((axes[0, 0], "parameters", "trainable parameters"),
+                              (axes[0, 1], "seconds", "training seconds per run (mean over seeds)")):
+        ax.barh(y, table[column].to_numpy(dtype=float), color=colors)
+        ax.set_xlabel(label)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0, 0].set_yticks(y, names, fontsize=8)
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=FAMILY_COLORS[f], label=f.replace("_", "-")) for f in dict.fromkeys(table["family"]) if f in FAMILY_COLORS]
+    axes[0, 1].legend(handles=handles, fontsize=7, loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+__all__ += ["plot_grouped_bars", "plot_differences", "plot_cost"]
+
+
+# ----------------------------------------------------------- chapters 05-06: attention, calibration, uncertainty
+def attention_weights(model, attention):
+    """Reduce a model's ``FusionOutput.attention`` (as NumPy, from ``train.predict``) to one weight per source.
+
+    Returns ``(weights (N, C), names)``: modality weights as they are (``modality_attention``,
+    ``transformer``, ``weighted_vote``, ``learned_weights``); the mean gate of each modality's channels
+    (``channel_attention``); the mean weight of each image over the places of the deepest maps
+    (``spatial_attention``); for ``cross_attention``, the weight each query puts on each key source,
+    averaged over queries, with ``"nothing"`` for the always-present null key.
+    """
+    import numpy as np
+
+    if attention is None:
+        raise ValueError(f"{getattr(model, 'strategy', type(model).__name__)} returns no attention weights")
+    a = np.asarray(attention, dtype=float)
+    strategy = getattr(model, "strategy", "")
+    if strategy == "cross_attention":
+        q = a.mean(1)  # (N, 1+Nk): mean over queries
+        if model.queries == "image":
+            names = ["nothing"] + [f for t in model.tables for f in (model.specs[t].feature_names or
+                                                                     [f"{t}[{i}]" for i in range(model.specs[t].channels)])]
+            return q, names
+        sizes = [model.position[m].shape[0] for m in model.images]
+        cuts = np.cumsum([1] + sizes)
+        weights = np.stack([q[:, 0]] + [q[:, cuts[i]:cuts[i + 1]].sum(1) for i in range(len(sizes))], 1)
+        return weights, ["nothing"] + list(model.images)
+    if strategy == "spatial_attention":
+        return a.reshape(*a.shape[:2], -1).mean(-1), list(model.images)
+    if a.ndim == 3:  # channel gates (N, M, D)
+        return a.mean(-1), list(model.modalities)
+    if a.ndim == 2 and a.shape[1] == len(model.modalities):
+        return a, list(model.modalities)
+    raise ValueError(f"do not know how to summarise attention of shape {a.shape} for {strategy!r}")
+
+
+def _source_color(name: str, j: int) -> str:
+    return MODALITY_COLORS.get(name, "#bbbbbb" if name == "nothing" else f"C{(j + 3) % 10}")
+
+
+def plot_attention_by_class(models, dataset, ncols: int = 3, title: str = "What each model weighs, per true class (test set)"):
+    """One panel per model: the mean weight per source (``attention_weights``) for each true class.
+
+    ``models`` maps a label to a trained fusion_kit model that returns attention; ``dataset`` is scored
+    with ``train.predict``. Error bars: standard deviation over the subjects of the class.
+    """
+    import numpy as np
+
+    from .train import predict
+
+    items = list(models.items())
+    nrows = -(-len(items) // ncols)
+    ncols = min(ncols, len(items))
+    fig, axes = _figure(3.6 * ncols, 2.9 * nrows + 0.4, ncols=ncols, nrows=nrows)
+    k = dataset.num_classes
+    for ax, (label, model) in zip(axes.flat, items):
+        pred = predict(model, dataset.select(list(model.modalities)))
+        weights, names = attention_weights(model, pred.attention)
+        width = 0.8 / len(names)
+        for j, name in enumerate(names):
+            groups = [weights[pred.labels == c, j] for c in range(k)]
+            means = [g.mean() if len(g) else 0.0 for g in groups]
+            stds = [g.std() if len(g) else 0.0 for g in groups]
+            ax.bar(np.arange(k) + (j - (len(names) - 1) / 2) * width, means, width, yerr=stds, capsize=1.5,
+                   error_kw={"elinewidth": 0.6}, label=name, color=_source_color(name, j))
+        ax.set_xticks(np.arange(k), dataset.class_names)
+        ax.set_ylim(0, 1)
+        ax.set_title(label, fontsize=9)
+        ax.legend(fontsize=6.5, ncols=2 if len(names) > 3 else 1, loc="upper left")
+    for ax in axes.flat[len(items):]:
+        ax.set_axis_off()
+    for r in range(nrows):
+        axes[r, 0].set_ylabel("mean weight")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_attention_by_severity(weights, severity, names, labels=None, class_names=None,
+                               title: str = "Attention per subject against disease severity"):
+    """Per-subject weights (N, C) against the latent severity: dots per subject, a line of binned means per source."""
+    import numpy as np
+
+    weights, severity = np.asarray(weights, dtype=float), np.asarray(severity, dtype=float)
+    fig, axes = _figure(6.5, 3.6)
+    ax = axes[0, 0]
+    edges = np.quantile(severity, np.linspace(0, 1, 9))
+    centers = 0.5 * (edges[1:] + edges[:-1])
+    which = np.clip(np.searchsorted(edges, severity, side="right") - 1, 0, len(centers) - 1)
+    for j, name in enumerate(names):
+        color = _source_color(name, j)
+        ax.scatter(severity, weights[:, j], s=7, alpha=0.35, color=color, linewidths=0)
+        means = [weights[which == b, j].mean() if (which == b).any() else np.nan for b in range(len(centers))]
+        ax.plot(centers, means, color=color, linewidth=2, label=name)
+    if labels is not None and class_names is not None:
+        labels = np.asarray(labels)
+        for c, name in enumerate(class_names):
+            if (labels == c).any():
+                ax.axvline(np.median(severity[labels == c]), color="#888888", linestyle=":", linewidth=0.8)
+                ax.text(np.median(severity[labels == c]), 1.01, f"median {name}", fontsize=7, ha="center",
+                        va="bottom", color="#555555", transform=ax.get_xaxis_transform())
+    ax.set(xlabel="latent disease severity (from the generator)", ylabel="weight", ylim=(0, 1))
+    ax.set_title(title, fontsize=10, pad=14)
+    ax.legend(fontsize=7, loc="upper left", title="binned mean", title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_spatial_attention(dataset, attention, indices, images=("mri", "pet")):
+    """Each image of the chosen subjects with its spatial-attention weight a_i(x) overlaid (0: ignored, 1: trusted).
+
+    ``attention`` (N, I, *S) comes from ``train.predict`` on ``dataset`` with a ``spatial_attention`` model;
+    the coarse map of the deepest features is stretched over the image. 3D: the middle axial slice.
+    """
+    import numpy as np
+
+    attention = np.asarray(attention, dtype=float)
+    images = list(images)
+    fig, axes = _figure(2.5 * len(images) + 0.6, 2.5 * len(indices), ncols=len(images), nrows=len(indices))
+    shown = None
+    for r, i in enumerate(indices):
+        label = dataset.class_names[int(dataset.labels[i])]
+        for c, m in enumerate(images):
+            ax = axes[r, c]
+            img = _middle_slice(dataset.tensors[m][i].cpu())
+            a = attention[i, c]
+            a = a[a.shape[0] // 2] if a.ndim == 3 else a
+            h, w = img.shape
+            ax.imshow(img, cmap="gray", origin="lower")
+            shown = ax.imshow(a, cmap="coolwarm", vmin=0, vmax=1, alpha=0.5, origin="lower",
+                              extent=(-0.5, w - 0.5, -0.5, h - 0.5), interpolation="bilinear")
+            ax.set_xticks([]), ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"weight on {m.upper()}", fontsize=9)
+            if c == 0:
+                ax.set_ylabel(f"{dataset.subject_ids[i]}\n{label}", fontsize=8)
+    fig.set_layout_engine("constrained")
+    if shown is not None:
+        fig.colorbar(shown, ax=axes, shrink=0.8, label="weight a_i(x)")
+    return fig
+
+
+def plot_reliability(probs, labels, bins: int = 10, title: str = "Reliability diagram (test set)"):
+    """Confidence against accuracy per confidence bin for each model (``probs``: name -> (N, K)), with ECE.
+
+    A calibrated model lies on the diagonal: among subjects predicted with confidence 0.8, 80% are right.
+    Below: how many subjects fall in each bin.
+    """
+    import numpy as np
+
+    from .metrics import calibration_bins, expected_calibration_error
+
+    fig, axes = _figure(5.2, 5.6, nrows=2, sharex=True, gridspec_kw={"height_ratios": [3, 1.2]})
+    top, bottom = axes[0, 0], axes[1, 0]
+    top.plot([0, 1], [0, 1], color="k", linestyle=":", linewidth=1, label="perfect calibration")
+    step = 1.0 / bins
+    names = list(probs)
+    for j, name in enumerate(names):
+        p = np.asarray(probs[name])
+        conf, acc, count = calibration_bins(labels, p, bins)
+        ece = expected_calibration_error(labels, p, bins)
+        keep = count > 0
+        top.plot(conf[keep], acc[keep], marker="o", markersize=4, color=f"C{j % 10}", label=f"{name} (ECE {ece:.3f})")
+        lefts = np.arange(bins) * step + j * step / len(names)
+        bottom.bar(lefts, count, width=step / len(names), align="edge", color=f"C{j % 10}")
+    top.set(ylabel="accuracy in the bin", xlim=(0, 1), ylim=(0, 1))
+    top.set_title(title, fontsize=10)
+    top.legend(fontsize=7, loc="upper left")
+    bottom.set(xlabel="confidence (probability of the predicted class)", ylabel="subjects")
+    fig.tight_layout()
+    return fig
+
+
+def plot_uncertainty(uncertainty, correct, names, severity=None, title: str = "Evidential uncertainty (test set)"):
+    """Uncertainty u of each modality's opinion and of the fused one, for right and wrong fused predictions.
+
+    ``uncertainty`` (N, M + 1): per modality, then fused (``FusionOutput.uncertainty`` of ``evidential``);
+    ``correct`` (N,) bool; with ``severity`` (N,), a second panel plots the fused u against it.
+    """
+    import numpy as np
+
+    u, correct = np.asarray(uncertainty, dtype=float), np.asarray(correct, dtype=bool)
+    names = list(names) + ["fused"]
+    fig, axes = _figure(10.5 if severity is not None else 6, 3.6, ncols=2 if severity is not None else 1,
+                        gridspec_kw={"width_ratios": [1.4, 1]} if severity is not None else None)
+    ax = axes[0, 0]
+    positions, data, colors = [], [], []
+    for j, name in enumerate(names):
+        for s, ok in enumerate((True, False)):
+            positions.append(3 * j + s)
+            data.append(u[correct == ok, j])
+            colors.append("#55a868" if ok else "#c44e52")
+    parts = ax.boxplot([d if len(d) else [np.nan] for d in data], positions=positions, widths=0.8,
+                       showfliers=False, patch_artist=True)
+    for patch, color in zip(parts["boxes"], colors):
+        patch.set_facecolor(color), patch.set_alpha(0.6)
+    ax.set_xticks([3 * j + 0.5 for j in range(len(names))], names)
+    ax.set(ylabel="uncertainty u = K / S", ylim=(0, 1))
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color="#55a868", alpha=0.6, label="fused prediction right"),
+                       Patch(color="#c44e52", alpha=0.6, label="fused prediction wrong")], fontsize=7, loc="upper right")
+    ax.set_title("per modality and fused", fontsize=9)
+    if severity is not None:
+        ax2 = axes[0, 1]
+        severity = np.asarray(severity, dtype=float)
+        ax2.scatter(severity[correct], u[correct, -1], s=9, alpha=0.5, color="#55a868", label="right")
+        ax2.scatter(severity[~correct], u[~correct, -1], s=14, alpha=0.8, color="#c44e52", marker="x", label="wrong")
+        ax2.set(xlabel="latent disease severity", ylabel="fused uncertainty")
+        ax2.set_title("fused uncertainty against severity", fontsize=9)
+        ax2.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+__all__ += ["attention_weights", "plot_attention_by_class", "plot_attention_by_severity", "plot_spatial_attention",
+            "plot_reliability", "plot_uncertainty"]
+
+
+def _show_figures_inline() -> None:
+    """In IPython/Jupyter, show a Figure left as the last expression of a cell as a PNG (as pyplot's inline backend does).
+
+    The figures here are built outside pyplot, so without this Jupyter would print only their repr
+    unless ``%matplotlib inline`` had been run.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    formatters = getattr(getattr(shell, "display_formatter", None), "formatters", None)
+    if not formatters or "image/png" not in formatters:
+        return
+
+    def png(fig: Figure) -> bytes:
+        import io
+
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", bbox_inches="tight")
+        return buffer.getvalue()
+
+    formatters["image/png"].for_type(Figure, png)
+
+
+_show_figures_inline()
+
+
+def plot_heatmaps(images, heats, titles, *, row_labels=("image", "Grad-CAM over image"), cmap: str = "gray",
+                  title: str = "", background: float | None = 0.15):
+    """Images (top row) and the same images with a heat map on top (bottom row), one column per subject.
+
+    ``images`` and ``heats`` are 2D arrays (or (C, H, W) / 3D volumes, shown as their middle slice). The heat
+    map is hidden where the image is darker than ``background`` times its maximum (outside the head).
+    """
+    import numpy as np
+
+    n = len(images)
+    fig, axes = _figure(2.2 * n + 1.0, 4.8, ncols=n, nrows=2)
+    fig.set_layout_engine("constrained")  # room for the colour bar
+    for j, (image, heat, name) in enumerate(zip(images, heats, titles)):
+        image = np.asarray(image)
+        image = _middle_slice(image if image.ndim >= 3 else image[None])
+        heat = np.asarray(heat)
+        heat = heat if heat.ndim == 2 else _middle_slice(heat if heat.ndim >= 3 else heat[None])
+        axes[0, j].imshow(image, cmap=cmap, origin="lower")
+        axes[1, j].imshow(image, cmap="gray", origin="lower")
+        if background is not None:
+            heat = np.ma.masked_where(image < background * image.max(), heat)
+        shown = axes[1, j].imshow(heat, cmap="jet", alpha=0.5, origin="lower", vmin=0, vmax=1)
+        axes[0, j].set_title(name, fontsize=8)
+        for ax in axes[:, j]:
+            ax.set_xticks([]), ax.set_yticks([])
+    for r, label in enumerate(row_labels):
+        axes[r, 0].set_ylabel(label, fontsize=8)
+    fig.colorbar(shown, ax=list(axes[1]), shrink=0.8, pad=0.01, label="Grad-CAM (0 to 1)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+__all__ += ["plot_heatmaps"]
+
+
+def plot_robustness(x, curves, floor: float, *, xlabel: str, floor_label: str = "floor", ylabel: str = "balanced accuracy",
+                    title: str = "", mean_label: str | None = "mean of the strategies"):
+    """Score of each strategy (``curves``: name -> values at ``x``) against a knob, with a reference ``floor`` dashed.
+
+    With ``mean_label``, the mean over strategies is drawn as a thick black line (less noisy than any one curve).
+    """
+    import numpy as np
+
+    fig, axes = _figure(7.5, 3.8)
+    ax = axes[0, 0]
+    for i, (name, values) in enumerate(curves.items()):
+        ax.plot(x, np.asarray(values), marker="o", markersize=4, linewidth=1.2, alpha=0.75, label=name, color=f"C{i % 10}")
+    if mean_label:
+        ax.plot(x, np.mean([np.asarray(v) for v in curves.values()], 0), marker="s", color="k", linewidth=2.8,
+                label=mean_label)
+    ax.axhline(floor, color="k", linestyle="--", linewidth=1.2, label=floor_label)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.legend(fontsize=7.5, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+__all__ += ["plot_robustness"]

@@ -271,10 +271,16 @@ class EvidentialFusion(OutputFusion):
         return fit + kl * divergence
 
     def loss(self, output: FusionOutput, label: Tensor) -> Tensor:
-        """Σ_{m∈P} L(α_m) + L(α), averaged over subjects; the KL weight grows from 0 over ``anneal_steps`` steps."""
+        """Σ_{m∈P} L(α_m) + L(α), averaged over subjects; the KL weight grows from 0 over ``anneal_steps`` steps.
+
+        Out of training (validation) the full KL weight is used, so the validation loss is the same
+        objective at every epoch and early stopping can compare epochs.
+        """
         if self.training:
             self.steps += 1
-        kl = self.kl_weight * min(1.0, self.steps / self.anneal_steps)
+            kl = self.kl_weight * min(1.0, self.steps / self.anneal_steps)
+        else:
+            kl = self.kl_weight
         l = torch.stack(list(output.modality_logits.values()), 1)  # (B, M, K)
         alpha, _, alphas, _ = self.combine(l, output.mask)
         m = alphas.shape[1]

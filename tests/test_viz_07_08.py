@@ -1,0 +1,68 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from fusion_kit import viz, widgets  # noqa: E402
+from fusion_kit.data import split_dataset  # noqa: E402
+from fusion_kit.data.missingness import mask_modality  # noqa: E402
+from fusion_kit.experiment import CompleteCases, Setup  # noqa: E402
+
+from conftest import make_toy_dataset  # noqa: E402
+
+
+def test_grouped_bars_from_dicts_and_frames():
+    fig = viz.plot_grouped_bars({"CN": {"mcar": 0.5, "severity": 0.2}, "AD": {"mcar": 0.5, "severity": 0.9}},
+                                ylabel="share", title="t", ylim=(0, 1))
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["CN", "AD"]
+    assert len(ax.patches) == 4 and ax.get_title() == "t"
+    values = pd.DataFrame({"mri": [0.1, 0.2], "pet": [0.0, 0.3]}, index=["a", "b"])
+    fig = viz.plot_grouped_bars(values, errors=values / 10, chance=1 / 3)
+    assert len(fig.axes[0].patches) == 4
+
+
+def test_differences_and_cost():
+    stats = pd.DataFrame({"diff": [0.05, -0.01], "seed_low": [0.0, float("nan")], "seed_high": [0.1, float("nan")],
+                          "boot_low": [0.01, -0.05], "boot_high": [0.09, 0.03]}, index=["a", "b"])
+    fig = viz.plot_differences(stats, reference="unimodal (pet)")
+    assert "unimodal (pet)" in fig.axes[0].get_xlabel()
+    table = pd.DataFrame({"family": ["unimodal", "single_level"], "balanced_accuracy": [0.6, 0.7],
+                          "parameters": [1000, 5000], "seconds": [1.0, 2.0]},
+                         index=["unimodal (mri)", "concat (mri+pet)"])
+    fig = viz.plot_cost(table)
+    assert len(fig.axes) == 2 and {t.get_text() for t in fig.axes[0].get_yticklabels()} == set(table.index)
+
+
+@pytest.mark.parametrize("complete", [False, True])
+def test_run_and_show(complete):
+    small = {"channels": (4, 8), "out_dim": 8}
+    splits = split_dataset(mask_modality(make_toy_dataset(150), "mri", 0.3, seed=0), seed=0)
+    item = Setup("concat", ("mri", "clinical"), small)
+    if complete:
+        item = CompleteCases(item, Setup("unimodal", ("clinical",), small), name="cc")
+    result = widgets.run_and_show(splits, item, epochs=2, patience=1)
+    assert result.figure.axes and "balanced accuracy" in result.text
+    assert result.data.metrics.n == len(splits.test)
+
+
+def test_heatmaps():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    fig = viz.plot_heatmaps([rng.random((1, 16, 16)), rng.random((16, 16))], [rng.random((16, 16))] * 2, ["a", "b"],
+                            title="t")
+    assert len(fig.axes) == 5 and fig.axes[0].get_title() == "a"  # 4 panels and a colour bar
+
+
+def test_robustness():
+    fig = viz.plot_robustness(["0%", "50%"], {"a": [0.8, 0.7], "b": [0.7, 0.6]}, 0.65, xlabel="missing",
+                              floor_label="no PET", title="t")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "mean of the strategies", "no PET"]
+    assert list(ax.lines[2].get_ydata()) == pytest.approx([0.75, 0.65])
+    assert ax.get_xlabel() == "missing"
