@@ -83,16 +83,21 @@ class TrainingPanel:
             return None
         self.button.disabled = True
         self.status.value = f"Training <b>{args['strategy']}</b> on {' + '.join(args['modalities'])} ..."
+        error = None
         try:
-            with self.output:
+            with self.output:  # the progress bar and the figure appear under the controls
                 self.output.clear_output(wait=True)
-                result = self.run(**args)
-                _show(result.figure)
-        except (ValueError, KeyError) as err:  # a learner's choice that cannot work: say why
-            self.status.value = f"Cannot train this combination: {err}"
-            return None
+                try:  # caught here: inside a kernel, Output would swallow it and print a traceback
+                    result = self.run(**args)
+                except (ValueError, KeyError) as err:  # a learner's choice that cannot work
+                    error = err
+                else:
+                    _show(result.figure)
         finally:
             self.button.disabled = False
+        if error is not None:
+            self.status.value = f"Cannot train this combination: {error}"
+            return None
         self.result = result
         self.status.value = result.text
         return result
@@ -138,3 +143,32 @@ def train_and_show(splits, modalities, strategy, *, epochs: int = 30, seed: int 
     figure = viz.plot_result(result)
     text = f"<b>{name}</b>: {result.metrics} ({result.parameters:,} parameters, {result.seconds:.1f}s)"
     return PanelResult(figure, text, result)
+
+
+def run_and_show(splits, item, *, epochs: int = 30, seed: int = 0, device: str = "auto", **fit_kwargs) -> PanelResult:
+    """Train a Setup, or a ``CompleteCases`` protocol (chapter 07), and show its learning curves and confusion matrix."""
+    from . import viz
+    from .experiment import run_any
+
+    result = run_any(splits, item, epochs=epochs, seed=seed, device=device, progress=True, **fit_kwargs)
+    text = f"<b>{result.setup.label}</b>: {result.metrics} ({result.parameters:,} parameters, {result.seconds:.1f}s)"
+    return PanelResult(viz.plot_result(result), text, result)
+
+
+__all__ += ["run_and_show"]
+
+
+def attention_and_show(splits, modalities, strategy, *, epochs: int = 30, seed: int = 0, device: str = "auto",
+                       **options) -> PanelResult:
+    """Train an attention-based ``strategy`` on ``modalities`` and show its mean attention per class on the test set."""
+    from . import viz
+    from .experiment import Setup, run
+
+    result = run(splits, Setup(strategy, tuple(modalities), options), epochs=epochs, seed=seed, device=device, progress=True)
+    name = result.setup.label
+    figure = viz.plot_attention_by_class({name: result.model}, splits.test, ncols=1, title="Mean weight per true class (test set)")
+    text = f"<b>{name}</b>: {result.metrics} ({result.parameters:,} parameters, {result.seconds:.1f}s)"
+    return PanelResult(figure, text, result)
+
+
+__all__ += ["attention_and_show"]

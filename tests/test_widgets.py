@@ -62,3 +62,18 @@ def test_float_slider_and_dropdown_knobs():
     assert panel.values() == {"modalities": ["mri"], "strategy": "concat", "shift": 2.0, "size": "small"}
     with pytest.raises(ValueError, match="at least one strategy"):
         widgets.training_panel(lambda **kw: None, modalities=("mri",), strategies=[])
+
+
+def test_panel_reports_impossible_choices_inside_a_kernel(splits):
+    """Inside IPython, ipywidgets' Output swallows exceptions; the panel must still report the reason."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    InteractiveShell.instance()
+
+    def run(modalities, strategy):
+        return widgets.train_and_show(splits, modalities, strategy, epochs=1)
+
+    panel = widgets.training_panel(run, modalities=("mri", "clinical"), strategies=["film"], selected=["mri"])
+    assert panel.train() is None
+    assert "at least 2 modalities" in panel.status.value
+    assert not panel.button.disabled
