@@ -75,6 +75,17 @@ class ChapterRun:
     output: Path
     seconds: float
     error: str | None = None
+    peak_mib: float = float("nan")  # largest resident memory of any kernel so far (ended kernels only)
+
+
+def _peak_child_mib() -> float:
+    """Peak resident memory of the largest finished child process (the chapters' kernels), in MiB."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return float("nan")
+    kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux, bytes on macOS
+    return kib / 1024 / (1024 if sys.platform == "darwin" else 1)
 
 
 def chapter_paths(only: Sequence[str] | None = None, folder: Path = CHAPTERS) -> list[Path]:
@@ -103,12 +114,28 @@ def run_chapters(
     paths: Sequence[Path], out: Path, *, quick: bool = False, device: str = "auto", progress: bool = True
 ) -> list[ChapterRun]:
     """Execute each notebook with papermill into ``out``; stop at the first failure."""
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "FUSION_KIT_QUICK": "1" if quick else "0",
+        "FUSION_KIT_DEVICE": device,
+        "FUSION_KIT_RESULTS": str((out / "results").resolve()),  # chapter 08 writes its tables here
+    }
+    saved = {key: os.environ.get(key) for key in settings}
+    os.environ.update(settings)  # the kernels inherit them
+    try:
+        return _run_each(paths, out, progress)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _run_each(paths: Sequence[Path], out: Path, progress: bool) -> list[ChapterRun]:
     import papermill as pm
     from tqdm.auto import tqdm
 
-    out.mkdir(parents=True, exist_ok=True)
-    os.environ["FUSION_KIT_QUICK"] = "1" if quick else "0"
-    os.environ["FUSION_KIT_DEVICE"] = device
     runs: list[ChapterRun] = []
     bar = tqdm(paths, desc="course", unit="chapter", disable=not progress)
     for path in bar:
@@ -119,27 +146,44 @@ def run_chapters(
             pm.execute_notebook(
                 str(path), str(target), cwd=str(path.parent), kernel_name="python3", progress_bar=False
             )
-            runs.append(ChapterRun(path.stem, target, time.perf_counter() - start))
+            runs.append(ChapterRun(path.stem, target, time.perf_counter() - start, peak_mib=_peak_child_mib()))
         except Exception as err:  # papermill raises its own error type with the failing cell
-            runs.append(ChapterRun(path.stem, target, time.perf_counter() - start, _describe_failure(err)))
+            runs.append(ChapterRun(path.stem, target, time.perf_counter() - start, _describe_failure(err), _peak_child_mib()))
             break
     bar.close()
     return runs
 
 
 def _report(runs: list[ChapterRun], out: Path) -> int:
-    lines = ["| chapter | seconds | result |", "|---|---:|---|"]
-    lines += [f"| {r.name} | {r.seconds:.1f} | {r.error or 'ok'} |" for r in runs]
-    summary = "\n".join(lines)
-    (out / "timings.md").write_text(summary + "\n")
-    print(summary)
+    """Print and write the timings (``timings.md``) and the course summary (``summary.md``); 1 if a chapter failed."""
+    lines = ["| chapter | seconds | peak memory (MiB) | result |", "|---|---:|---:|---|"]
+    lines += [f"| {r.name} | {r.seconds:.1f} | {r.peak_mib:.0f} | {r.error or 'ok'} |" for r in runs]
+    lines.append(f"| **total** | {sum(r.seconds for r in runs):.1f} | {max(r.peak_mib for r in runs):.0f} | |")
+    timings = "\n".join(lines)
+    (out / "timings.md").write_text(timings + "\n")
+    print(timings)
+    (out / "summary.md").write_text(_summary(timings, out))
     failed = [r for r in runs if r.error]
     if failed:
         r = failed[0]
         print(f"\nchapter {r.name} failed at {r.error}\nopen {r.output} to see the cell and its traceback", file=sys.stderr)
         return 1
-    print(f"\nall {len(runs)} chapters ran; executed notebooks are in {out}")
+    print(f"\nall {len(runs)} chapters ran; executed notebooks are in {out}, the summary in {out / 'summary.md'}")
     return 0
+
+
+def _summary(timings: str, out: Path) -> str:
+    """The course results in one page: the benchmark table and figure of chapter 08, if it ran, and the timings."""
+    parts = ["# Course results\n"]
+    results = out / "results"
+    if (results / "benchmark.md").is_file():
+        parts += ["## Benchmark (chapter 08)\n", (results / "benchmark.md").read_text()]
+        if (results / "benchmark.png").is_file():
+            parts.append("![benchmark](results/benchmark.png)\n")
+    if (results / "capstone.md").is_file():
+        parts += ["## Capstone entry (chapter 08)\n", (results / "capstone.md").read_text()]
+    parts += ["## Chapters\n", timings + "\n"]
+    return "\n".join(parts)
 
 
 # -------------------------------------------------------------------- main

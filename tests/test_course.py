@@ -1,3 +1,5 @@
+import os
+
 import nbformat
 import pytest
 
@@ -47,3 +49,29 @@ def test_info_prints_versions(capsys):
 def test_unknown_device_fails_before_any_work():
     with pytest.raises(ValueError, match="unknown device 'tpu'"):
         course.main(["course", "--device", "tpu"])
+
+
+def test_summary_gathers_the_benchmark_and_the_timings(tmp_path, monkeypatch):
+    monkeypatch.delenv("FUSION_KIT_RESULTS", raising=False)
+    source = (
+        "import os, pathlib\n"
+        "results = pathlib.Path(os.environ['FUSION_KIT_RESULTS'])\n"
+        "results.mkdir(parents=True, exist_ok=True)\n"
+        "(results / 'benchmark.md').write_text('| model | bacc |\\n|---|---:|\\n| concat | 0.7 |\\n')"
+    )
+    chapter = _notebook(tmp_path / "08_bench.ipynb", source)
+    out = tmp_path / "out"
+    runs = course.run_chapters([chapter], out, quick=True, progress=False)
+    assert course._report(runs, out) == 0
+    summary = (out / "summary.md").read_text()
+    assert "| concat | 0.7 |" in summary and "08_bench" in summary
+    assert runs[0].peak_mib > 10  # a kernel takes tens of MiB at least
+
+
+def test_run_chapters_leaves_the_environment_as_it_was(tmp_path, monkeypatch):
+    monkeypatch.setenv("FUSION_KIT_QUICK", "1")
+    monkeypatch.delenv("FUSION_KIT_RESULTS", raising=False)
+    chapter = _notebook(tmp_path / "00_env.ipynb", "import os\nassert os.environ['FUSION_KIT_QUICK'] == '0'")
+    runs = course.run_chapters([chapter], tmp_path / "out", quick=False, progress=False)
+    assert runs[0].error is None
+    assert os.environ["FUSION_KIT_QUICK"] == "1" and "FUSION_KIT_RESULTS" not in os.environ
