@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--misregistration", type=float, default=8.0, help="spread in mm for the misregistered cohort")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 gives repeatable runs)")
+    parser.add_argument("--no-write", dest="write", action="store_false", help="print only; leave RESULTS.md alone")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     generate, reload = timings(args.subjects)
@@ -157,8 +158,16 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         per_seed.append(run_seed(args, seed))
         print(f"seed {seed} done in {time.perf_counter() - start:.0f}s", file=sys.stderr, flush=True)
-    print(f"Default cohort ({args.subjects} subjects, 2D 64x64): generated in {generate:.1f}s, reloaded from the cache in {reload:.2f}s.\n")
-    print(report(per_seed, args))
+    text = (
+        f"Default cohort ({args.subjects} subjects, 2D 64x64): generated in {generate:.1f}s, "
+        f"reloaded from the cache in {reload:.2f}s.\n\n{report(per_seed, args)}"
+    )
+    print(text)
+    if args.write:
+        from results import machine, update_section
+
+        title = "## How much fusion gains on the cohort, and what the knobs do (benchmarks/cohort_gain.py)"
+        update_section("cohort_gain", f"{title}\n\nMeasured on {machine()}.\n\n{text}")
     return 0
 
 

@@ -5,7 +5,7 @@ on the synthetic brain cohort, with the largest modality selection the strategy 
 seeds, and prints balanced accuracy and macro AUC on the test split (mean ± std over seeds), training
 seconds and parameter count.
 
-    python benchmarks/strategies.py                 # 1000 subjects, 3 seeds, 30 epochs (long on a CPU)
+    python benchmarks/strategies.py                 # 1000 subjects, 3 seeds, 30 epochs; writes benchmarks/RESULTS.md
     python benchmarks/strategies.py --quick         # a smoke run of every strategy in about a minute
     python benchmarks/strategies.py --strategies concat transformer --seeds 0 1 --device cpu
 """
@@ -145,6 +145,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.output:
         with open(args.output, "w") as handle:
             handle.write(text + "\n")
+    if not args.quick:
+        from results import machine, update_section
+
+        title = "## Every strategy, same data, budget and seeds (benchmarks/strategies.py)"
+        update_section("strategies", f"{title}\n\nMeasured on {machine()}.\n\n{text}")
 
 
 if __name__ == "__main__":
