@@ -4,6 +4,8 @@
     fusion-kit demo [--quick]          generate the cohort, train unimodal and fused models, print metrics
     fusion-kit course [--quick] [--only 03,05] [--device cpu] [--out build/course]
                                        execute every chapter headless with papermill
+    fusion-kit book | student | lab    the course as a static site, student copies, JupyterLab
+                                       (see fusion_kit.delivery)
 """
 from __future__ import annotations
 
@@ -198,6 +200,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
     course.add_argument("--only", default=None, help="comma-separated chapter numbers, e.g. 03,05")
     course.add_argument("--out", default="build/course", help="folder for executed notebooks (default build/course)")
+    from . import delivery
+
+    delivery.add_commands(sub)
     return parser
 
 
@@ -207,6 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for key, value in versions().items():
             print(f"{key:<13} {value}")
         return 0
+    from . import delivery
+
+    if args.command in delivery.COMMANDS:
+        return delivery.run_command(args)
     from .core import get_device
 
     get_device(args.device)  # fail now, with the list of devices, not inside a chapter

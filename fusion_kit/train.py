@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import os
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -301,17 +300,11 @@ def model_config(model: nn.Module) -> dict:
 
 def save_checkpoint(model: nn.Module, path: str | os.PathLike) -> Path:
     """Save weights and config atomically (a temporary file, then a rename)."""
+    from .data.io import atomic_save
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"config": model_config(model), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_save(payload, path)
     return path
 
 
