@@ -1,8 +1,8 @@
 """How much fusion gains on the synthetic brain cohort, at full size, and what the knobs do to it.
 
-Trains small models (the default ``ImageEncoder`` / ``TabularEncoder``, AdamW lr 3e-3, batch 64,
-early stopping on the validation split) and reports balanced accuracy on the held-out test split,
-mean and standard deviation over seeds (a new cohort and split per seed):
+Trains the course's models (``build_model``: "unimodal", "concat", "channel_stack", default encoders,
+``fit`` keeping the weights of the best validation epoch) and reports balanced accuracy on the held-out
+test split, mean and standard deviation over seeds (a new cohort and split per seed):
 
 - default knobs: each single modality, and late fusion of all three (concatenated encoder vectors,
   then a linear head);
@@ -26,49 +26,20 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fusion_kit.data import MultimodalDataset, make_brain_cohort, split_dataset  # noqa: E402
-from fusion_kit.encoders import ImageEncoder, TabularEncoder  # noqa: E402
+from fusion_kit import seed_everything  # noqa: E402
+from fusion_kit.data import make_brain_cohort, split_dataset  # noqa: E402
+from fusion_kit.models import build_model  # noqa: E402
 from fusion_kit.train import evaluate, fit  # noqa: E402
 
 
-class LateConcat(nn.Module):
-    """h_m = f_m(x_m) for each modality, then logits = W [h_1 * m_1, ..., h_M * m_M] (m: presence mask)."""
-
-    def __init__(self, data: MultimodalDataset) -> None:
-        super().__init__()
-        self.specs, self.num_classes = dict(data.specs), data.num_classes
-        self.encoders = nn.ModuleDict(
-            {k: ImageEncoder(1, s.spatial_dims) if s.kind == "image" else TabularEncoder(s.channels) for k, s in self.specs.items()}
-        )
-        self.head = nn.Linear(32 * len(self.specs), self.num_classes)
-
-    def forward(self, batch):
-        parts = [enc(batch[k]) * batch["mask"][:, j : j + 1] for j, (k, enc) in enumerate(self.encoders.items())]
-        return self.head(torch.cat(parts, 1))  # (B, K)
-
-
-class ChannelStack(nn.Module):
-    """Input fusion: x = [x_mri; x_pet] as two channels of one image, then one encoder and a linear head."""
-
-    def __init__(self, data: MultimodalDataset) -> None:
-        super().__init__()
-        self.specs, self.num_classes = dict(data.specs), data.num_classes
-        self.encoder = ImageEncoder(2, self.specs["mri"].spatial_dims)
-        self.head = nn.Linear(32, self.num_classes)
-
-    def forward(self, batch):
-        return self.head(self.encoder(torch.cat([batch["mri"], batch["pet"]], 1)))
-
-
-def score(model_cls, splits, modalities, epochs: int, seed: int) -> float:
+def score(strategy: str, splits, modalities, epochs: int, seed: int) -> float:
     """Balanced accuracy on the test split of a model trained on the train split (early stopping on val)."""
     train, val, test = (s.select(modalities) for s in splits)
-    torch.manual_seed(seed)
-    model = model_cls(train)
+    seed_everything(seed)
+    model = build_model(strategy, train)
     fit(model, train, val, epochs=epochs, seed=seed, device="cpu", progress=False, patience=None)
     return evaluate(model, test).balanced_accuracy
 
@@ -79,12 +50,12 @@ def run_seed(args, seed: int) -> dict[tuple[str, str], float]:
     for name, knobs in settings.items():
         splits = split_dataset(make_brain_cohort(args.subjects, seed=seed, **knobs), seed=seed)
         for m in ("mri", "pet", "clinical"):
-            results[(name, m)] = score(LateConcat, splits, [m], args.epochs, seed)
-        results[(name, "late fusion (all three)")] = score(LateConcat, splits, ["mri", "pet", "clinical"], args.epochs, seed)
+            results[(name, m)] = score("unimodal", splits, [m], args.epochs, seed)
+        results[(name, "late fusion (all three)")] = score("concat", splits, ["mri", "pet", "clinical"], args.epochs, seed)
     for name, spread in (("aligned", 0.0), (f"misregistered {args.misregistration:g} mm", args.misregistration)):
         splits = split_dataset(make_brain_cohort(args.subjects, seed=seed, misregistration=spread), seed=seed)
-        results[(name, "channel stack (mri+pet)")] = score(ChannelStack, splits, ["mri", "pet"], args.epochs, seed)
-        results[(name, "late fusion (mri+pet)")] = score(LateConcat, splits, ["mri", "pet"], args.epochs, seed)
+        results[(name, "channel stack (mri+pet)")] = score("channel_stack", splits, ["mri", "pet"], args.epochs, seed)
+        results[(name, "late fusion (mri+pet)")] = score("concat", splits, ["mri", "pet"], args.epochs, seed)
     return results
 
 

@@ -52,19 +52,30 @@ class TwoBranch(nn.Module):
         return self.head(torch.cat([self.image(batch["mri"]), self.table(batch["clinical"])], 1))
 
 
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
 @pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """Every test runs with outgoing connections refused: nothing in fusion_kit may reach the network."""
+def no_network(monkeypatch, request):
+    """Every test runs with outgoing connections refused: nothing in fusion_kit may reach the network.
 
-    def refuse(self, address, *args, **kwargs):
-        family = getattr(self, "family", None)
-        if family == socket.AF_UNIX:
-            return real_connect(self, address, *args, **kwargs)
-        raise RuntimeError(f"a test tried to reach the network ({address!r}); fusion_kit must work offline")
+    Unix sockets stay open; so does loopback in tests marked ``browser``, which talk to a
+    JupyterLab server they start on 127.0.0.1.
+    """
+    loopback = LOOPBACK if request.node.get_closest_marker("browser") else set()
 
-    real_connect = socket.socket.connect
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    def guard(real):
+        def connect(self, address, *args, **kwargs):
+            family = getattr(self, "family", None)
+            host = address[0] if isinstance(address, tuple) and address else None
+            if family == socket.AF_UNIX or host in loopback:
+                return real(self, address, *args, **kwargs)
+            raise RuntimeError(f"a test tried to reach the network ({address!r}); fusion_kit must work offline")
+
+        return connect
+
+    monkeypatch.setattr(socket.socket, "connect", guard(socket.socket.connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", guard(socket.socket.connect_ex))
 
 
 @pytest.fixture
