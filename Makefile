@@ -3,6 +3,9 @@
 #
 #   make course      execute every chapter headless (build/course/)
 #   make test        unit tests + every chapter through nbval (quick size)
+#   make book        the executed chapters as a static site (build/book/_build/html/)
+#   make student     student copies of the chapters, solutions removed (build/student/)
+#   make lab         JupyterLab on chapters/ with this environment's kernel
 #
 # Torch is installed first and pinned, as a CPU build by default. For a CUDA
 # build, install your own torch into .venv first, or pass for example
@@ -16,7 +19,7 @@ TORCH_SPEC  ?= torch==2.13.0
 TORCH_INDEX ?=
 STAMP       := $(VENV)/.installed
 
-.PHONY: setup course course-quick demo test test-unit benchmark lab clean
+.PHONY: setup course course-quick demo test test-unit test-browser benchmark book student lab clean
 
 setup: $(STAMP)
 
@@ -42,11 +45,20 @@ test: setup
 test-unit: setup
 	FUSION_KIT_QUICK=1 $(BIN)/python -m pytest tests
 
+test-browser: setup
+	FUSION_KIT_QUICK=1 $(BIN)/python -m pytest tests -m browser
+
 benchmark: setup
 	$(BIN)/python benchmarks/fit_overhead.py
 
+book: setup
+	$(BIN)/fusion-kit book
+
+student: setup
+	$(BIN)/fusion-kit student
+
 lab: setup
-	$(BIN)/jupyter lab chapters
+	$(BIN)/fusion-kit lab
 
 clean:
 	rm -rf build .pytest_cache

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -87,3 +90,14 @@ def toy() -> MultimodalDataset:
 def toy_model(toy) -> TwoBranch:
     torch.manual_seed(0)
     return TwoBranch(toy.specs)
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory):
+    """The course book, built once per test run from the chapters as stored: the path of its index.html."""
+    from fusion_kit import delivery
+    from fusion_kit.course import chapter_paths
+
+    if not (shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")):
+        pytest.skip('Jupyter Book 1.x is not installed: pip install -e ".[book]"')
+    return delivery.build_book(chapter_paths(), tmp_path_factory.mktemp("book"))

@@ -1,0 +1,205 @@
+"""The course as it is handed out: student copies, the static book, and the JupyterLab command."""
+import os
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from fusion_kit import course, delivery
+
+NOT_SOLVED = "Not yet solved"
+
+
+def _nb(*cells):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = list(cells)
+    return nb
+
+
+def _code(source, tags=(), text=None):
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["tags"] = list(tags)
+    if text is not None:
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+        cell.execution_count = 1
+    return cell
+
+
+def _md(source):
+    return nbformat.v4.new_markdown_cell(source)
+
+
+def _texts(cell):
+    return "".join(o.get("text", "") or str(o.get("data", {}).get("text/plain", "")) for o in cell.get("outputs", []))
+
+
+def _small_chapter():
+    return _nb(
+        _md("# 99 · A chapter"),
+        _code("x = 1\nprint(x)", text="1\n"),
+        _md("## Exercises\n\n**1.** Double x."),
+        _code("answer = ...\nexercises.check_double(answer)", text="Correct\n"),
+        _code("print('not an answer')", text="not an answer\n"),
+        _md("### Solutions"),
+        _code("answer = 2 * x\nexercises.check_double(answer)", tags=["solution"], text="Correct\n"),
+        _md("## References\n- a paper"),
+    )
+
+
+def test_student_copy_drops_solutions_and_clears_exercise_outputs():
+    nb = _small_chapter()
+    student = delivery.student_notebook(nb)
+    sources = [c.source for c in student.cells]
+    assert not any(delivery.is_solution(c) for c in student.cells)
+    assert "### Solutions" not in sources, "a heading left with nothing under it is dropped"
+    assert "## References\n- a paper" in sources
+    exercise = next(c for c in student.cells if "check_double" in c.source)
+    assert exercise.outputs == [] and exercise.execution_count is None
+    assert _texts(student.cells[1]) == "1\n" and _texts(student.cells[4]) == "not an answer\n"
+    assert len(nb.cells) == 8 and nb.cells[3].outputs, "the chapter itself is left as it was"
+
+
+def test_cells_that_need_a_solution_are_named_before_anything_is_written(tmp_path):
+    nb = _nb(
+        _code("def helper():\n    return 3", tags=["solution"]),
+        _code("y = [helper() for _ in range(2)]"),
+        _code("def local(helper):\n    return helper"),  # an argument, not the solution's name
+    )
+    assert delivery.solution_leaks(nb) == [(1, ["helper"])]
+    path = tmp_path / "chapters" / "01_leaky.ipynb"
+    path.parent.mkdir()
+    nbformat.write(nb, path)
+    with pytest.raises(ValueError, match=r"01_leaky.ipynb cell 1: uses helper, defined only in a solution"):
+        delivery.write_student_copies([path], tmp_path / "student")
+    assert not (tmp_path / "student").exists()
+
+
+def test_names_a_cell_defines_and_reads():
+    defined, used = delivery.cell_names(
+        "import os.path\n%time x = 1\nf = lambda a: a + b\nfor i in r:\n    pass\nq = [k for k in ks if k > t]"
+    )
+    assert defined == {"os", "f", "i", "q"}
+    assert used == {"b", "r", "ks", "t"}
+
+
+def test_every_chapter_has_a_student_copy(tmp_path):
+    paths = course.chapter_paths()
+    written = delivery.write_student_copies(paths, tmp_path)
+    assert [p.name for p in written] == [p.name for p in paths]
+    assert any(delivery.is_solution(c) for p in paths for c in nbformat.read(p, as_version=4).cells)
+    for path, copy in zip(paths, written):
+        original, student = nbformat.read(path, as_version=4), nbformat.read(copy, as_version=4)
+        assert not any(delivery.is_solution(c) for c in student.cells)
+        assert all(not c.outputs for c in student.cells if delivery.is_exercise(c))
+        kept = [c for c in original.cells if not delivery.is_solution(c) and not delivery.is_exercise(c)
+                and c.cell_type == "code"]
+        assert sum(bool(c.outputs) for c in kept) == sum(
+            bool(c.outputs) for c in student.cells if c.cell_type == "code" and not delivery.is_exercise(c)
+        ), f"{path.name}: outputs outside the exercises must stay"
+
+
+@pytest.mark.slow
+def test_a_student_copy_runs_top_to_bottom(tmp_path, monkeypatch):
+    """The first chapter with exercises, without its solutions, in quick mode: every check says not yet solved."""
+    import papermill as pm
+
+    first = next(p for p in course.chapter_paths()
+                 if any(delivery.is_exercise(c) for c in nbformat.read(p, as_version=4).cells))
+    copy, = delivery.write_student_copies([first], tmp_path / "student")
+    monkeypatch.setenv("FUSION_KIT_QUICK", "1")
+    monkeypatch.setenv("FUSION_KIT_DEVICE", "cpu")
+    monkeypatch.setenv("FUSION_KIT_RESULTS", str(tmp_path / "results"))
+    done = tmp_path / "executed.ipynb"
+    pm.execute_notebook(str(copy), str(done), cwd=str(copy.parent), kernel_name="python3", progress_bar=False)
+    executed = nbformat.read(done, as_version=4)
+    answers = [c for c in executed.cells if delivery.is_exercise(c) and "..." in c.source]
+    assert answers, f"{first.name}: no exercise left for the student"
+    for cell in answers:
+        assert NOT_SOLVED in _texts(cell), f"{first.name}: {cell.source!r} printed {_texts(cell)!r}"
+
+
+def test_book_copy_collapses_solutions_and_replaces_live_widgets():
+    panel = _code("widgets.training_panel(run, modalities=['mri'], strategies=['concat'])")
+    panel.outputs = [nbformat.v4.new_output(
+        "display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "abc"}, "text/plain": "VBox()"}
+    )]
+    nb = _small_chapter()
+    nb.cells.insert(2, panel)
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {}}
+    book = delivery.book_notebook(nb)
+    assert "widgets" not in book.metadata
+    shown = book.cells[2]
+    assert shown.outputs == [] and "fusion-kit lab" in book.cells[3].source
+    solution = next(c for c in book.cells if delivery.is_solution(c))
+    assert "hide-cell" in solution.metadata["tags"]
+
+
+def test_landing_page_is_the_course_map(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# A course\n\nLearn things.\n\n## Quick start\n\n| chapter | topic |\n|---|---|\n"
+                      "| `00_intro` | the map |\n| `05_more` | not written yet |\n")
+    nbformat.write(_nb(_md("# 00 · Hello")), tmp_path / "00_intro.ipynb")
+    nbformat.write(_nb(_md("# 03 · An extra chapter")), tmp_path / "03_extra.ipynb")
+    page = delivery.landing_page(course.chapter_paths(folder=tmp_path), readme)
+    assert page.startswith("# A course\n\nLearn things.")
+    assert "| [00_intro](00_intro.ipynb) | the map |" in page
+    assert "| [03_extra](03_extra.ipynb) | 03 · An extra chapter |" in page
+    assert "05_more" not in page, "only chapters that exist are on the map"
+
+
+def test_book_has_every_chapter_with_its_figures(built_book):
+    html = built_book.parent
+    landing = (html / "intro.html").read_text(encoding="utf-8")
+    shown = 0
+    for path in course.chapter_paths():
+        page = html / f"{path.stem}.html"
+        assert page.is_file(), f"no page for {path.name}"
+        assert f'href="{path.stem}.html"' in landing, f"the course map does not link {path.stem}"
+        text = page.read_text(encoding="utf-8")
+        figures = sum("image/png" in o.get("data", {}) for c in nbformat.read(path, as_version=4).cells
+                      if c.cell_type == "code" for o in c.outputs)
+        sources = re.findall(r'<img[^>]*src="(_images/[^"]+)"', text)
+        assert len(sources) >= figures, f"{page.name}: {len(sources)} images for {figures} stored figures"
+        for src in sources:
+            assert (html / src).stat().st_size > 1000, f"{page.name}: {src} is missing or empty"
+        assert "application/vnd.jupyter.widget-view+json" not in text, "live widgets cannot work in a static page"
+        shown += figures
+    assert shown, "no chapter has a stored figure: were the chapters executed?"
+
+
+def test_lab_command_uses_this_environment(tmp_path):
+    argv, env = delivery.lab_command(tmp_path, ip="0.0.0.0", port=9999, open_browser=False, quick=True,
+                                     device="cuda", environ={"PATH": "/usr/bin", "JUPYTER_PATH": "/elsewhere"})
+    assert argv[:3] == [sys.executable, "-m", "jupyterlab"]
+    assert f"--ServerApp.root_dir={tmp_path.resolve()}" in argv
+    assert {"--ip=0.0.0.0", "--port=9999", "--no-browser"} <= set(argv)
+    assert ("--allow-root" in argv) == (os.geteuid() == 0)
+    assert env["FUSION_KIT_QUICK"] == "1" and env["FUSION_KIT_DEVICE"] == "cuda"
+    assert env["PATH"].split(os.pathsep) == [str(Path(sys.executable).parent), "/usr/bin"]
+    assert env["JUPYTER_PATH"].split(os.pathsep) == [str(Path(sys.prefix) / "share" / "jupyter"), "/elsewhere"]
+    default, env = delivery.lab_command(environ={})
+    assert f"--ServerApp.root_dir={course.CHAPTERS}" in default and "--no-browser" not in default
+    assert "FUSION_KIT_QUICK" not in env and "FUSION_KIT_DEVICE" not in env
+    with pytest.raises(FileNotFoundError, match="no folder"):
+        delivery.lab_command(tmp_path / "missing")
+
+
+def test_command_line_dispatches_to_delivery(tmp_path, monkeypatch, capsys):
+    launched = []
+    monkeypatch.setattr(delivery.subprocess, "call", lambda argv, env: launched.append((argv, env)) or 0)
+    assert course.main(["lab", "--no-browser", "--port", "8890", "--quick"]) == 0
+    (argv, env), = launched
+    assert "--port=8890" in argv and "--no-browser" in argv and env["FUSION_KIT_QUICK"] == "1"
+    assert f"--ServerApp.root_dir={course.CHAPTERS}" in argv
+    assert course.main(["lab", str(tmp_path)]) == 0
+    assert f"--ServerApp.root_dir={tmp_path.resolve()}" in launched[-1][0]
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        course.main(["lab", "--device", "tpu"])
+    first = course.chapter_paths()[0]
+    out = tmp_path / "student"
+    assert course.main(["student", "--out", str(out), "--only", first.name[:2]]) == 0
+    assert [p.name for p in out.iterdir()] == [first.name]
+    assert "1 student copies" in capsys.readouterr().out
