@@ -172,3 +172,56 @@ def attention_and_show(splits, modalities, strategy, *, epochs: int = 30, seed: 
 
 
 __all__ += ["attention_and_show"]
+
+
+def depths_and_show(splits, modalities, strategy: str = "hierarchical", depths=(0, 1, 2), *, epochs: int = 30,
+                    seed: int = 0, device: str = "auto", **options) -> PanelResult:
+    """Train ``strategy`` on ``modalities`` and show it as ``train_and_show`` does; ``depths`` (the encoder stages
+    to fuse at) goes to hierarchical fusion and is ignored, as the text says, by strategies without depths.
+    """
+    from . import viz
+    from .experiment import Setup, run
+    from .models import strategy_options
+
+    depths = (depths,) if isinstance(depths, int) else tuple(depths)
+    takes_depths = "depths" in strategy_options(strategy)
+    if takes_depths:
+        options = {**options, "depths": depths}
+    name = f"{strategy} ({'+'.join(modalities)})"
+    if takes_depths:
+        name += f", fused at depths {', '.join(str(d) for d in depths)}"
+    result = run(splits, Setup(strategy, tuple(modalities), options, name=name), epochs=epochs, seed=seed,
+                 device=device, progress=True)
+    text = f"<b>{name}</b>: {result.metrics} ({result.parameters:,} parameters, {result.seconds:.1f}s)"
+    if not takes_depths:
+        text += f"; {strategy} fuses once, so the depths setting is not used"
+    return PanelResult(viz.plot_result(result), text, result)
+
+
+__all__ += ["depths_and_show"]
+
+
+def misregistration_and_show(n_subjects, modalities, strategy, misregistration, *, epochs: int = 30, seed: int = 0,
+                             device: str = "auto", **options) -> PanelResult:
+    """Make the cohort with PET moved by ``misregistration`` mm against MRI, split it, train ``strategy``, show it.
+
+    The cohort is cached per level, so a level seen before costs no generation. A selection the strategy
+    cannot take (e.g. ``channel_stack`` on the table alone) raises ValueError before any training.
+    """
+    from . import viz
+    from .data import make_brain_cohort, split_dataset
+    from .experiment import Setup, run
+
+    modalities = tuple(modalities)
+    if not modalities:
+        raise ValueError("no modality selected: tick at least one modality to train a model")
+    cohort = make_brain_cohort(n_subjects, misregistration=float(misregistration), seed=seed)
+    splits = split_dataset(cohort, seed=seed)
+    result = run(splits, Setup(strategy, modalities, options), epochs=epochs, seed=seed, device=device, progress=True)
+    figure = viz.plot_registration_result(result, splits.test)
+    text = (f"<b>{result.setup.label}</b>, PET moved by {float(misregistration):g} mm: {result.metrics} "
+            f"({result.parameters:,} parameters, {result.seconds:.1f}s)")
+    return PanelResult(figure, text, result)
+
+
+__all__ += ["misregistration_and_show"]

@@ -22,7 +22,7 @@ def check_two_fusion_points(model) -> Feedback:
 def check_own_stages(answer: int | None) -> Feedback:
     """Chapter 04: stages an image modality keeps to itself when fusing at depth 0."""
     if unsolved(answer):
-        return not_yet("the image encoders stop at the first fusion depth; count the stages up to and including it.")
+        return not_yet("each image encoder runs up to the deepest fusion depth, here 0; count its stages up to and including it.")
     if answer == 1:
         return Feedback(True, "Correct: stage 0 is the modality's own; stages 1 and 2 belong to the shared branch.")
     if answer == 0:
