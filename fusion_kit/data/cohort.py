@@ -249,7 +249,7 @@ def _texture(seed: int, first: int, n: int, spatial: tuple[int, ...], sigma_px: 
 def _atrophy(maps: Tensor, regions: Mapping[str, Tensor], load: Tensor) -> Tensor:
     """Grey/white matter turned into CSF by disease load l (maps: (N, 4, *S) GM, WM, CSF, distance).
 
-    Ventricles grow by 2 l mm: v = sigmoid(-(d - 2 l) / 1 mm), tissue lost = (GM + WM) max(v - v_0, 0).
+    Ventricles grow by 3 l mm (VENTRICLE_GROWTH_MM): v = sigmoid(-(d - 3 l) / 1 mm), tissue lost = (GM + WM) max(v - v_0, 0).
     Grey matter thins: a share min(0.18 l w_mt + 0.05 l, 0.8) of the remaining GM becomes CSF,
     with w_mt the medial temporal region weight.
     """
@@ -317,9 +317,9 @@ def _render_pet(
 ) -> Tensor:
     """FDG-like: P = blur_8mm(move(g (GM + 0.25 WM + 0.05 CSF)(1 - h)) + noise).
 
-    Hypometabolism h = min(0.12 l w, 0.7) with w = min(sum_r a_r w_r, 1) over ``PET_PATTERN``
+    Hypometabolism h = min(0.4 l w, 0.7) (HYPOMETABOLISM) with w = min(sum_r a_r w_r, 1) over ``PET_PATTERN``
     (temporoparietal and posterior cingulate 1.0, lateral temporal 0.8, medial temporal 0.6).
-    Global scale g ~ exp(0.15 N). Noise std k sqrt(max(uptake, 0)) with k ~ U(0.12, 0.24) per subject,
+    Global scale g ~ exp(0.1 N) (PET_SCALE_SD). Noise std k sqrt(max(uptake, 0)) with k ~ U(0.12, 0.24) per subject,
     added before the blur, so it is spatially correlated as in a reconstructed PET image.
     """
     n, spatial = tissue.shape[0], tissue.shape[2:]
@@ -375,7 +375,7 @@ def _clinical_raw(latent: np.ndarray, sex: np.ndarray, rng: np.random.Generator)
     """Raw table (N, 5) in CLINICAL_FEATURES order, from the clinical latent e_c.
 
     age = clip(72 + 2.5 e_c + 6 N, 55, 92); education = clip(round(15 + 3 N), 6, 22);
-    MMSE = clip(round(27.2 - 2.2 e_c + 0.25 (education - 15) + 0.6 N), 0, 30);
+    MMSE = clip(round(27.2 - 2.5 e_c + 0.25 (education - 15) + 0.4 N), 0, 30);
     APOE4 carrier with probability sigmoid(-0.9 + 0.8 e_c), two alleles for 20% of carriers.
     """
     n = len(latent)
