@@ -406,14 +406,21 @@ def plot_clinical(dataset, modality: str = "clinical", raw_key: str = "clinical_
     names = spec.feature_names or tuple(str(i) for i in range(spec.channels))
     labels = dataset.labels.cpu().numpy()
     present = dataset.mask[:, dataset.modalities.index(modality)].cpu().numpy()
-    fig, axes = _figure(2.3 * len(names), 2.6, ncols=len(names))
+    units = dataset.meta.get(f"{modality}_units") or {}
+    fig, axes = _figure(2.3 * len(names), 2.6 if not units else 2.9, ncols=len(names))
     for j, name in enumerate(names):
         ax = axes[0, j]
         groups = [values[(labels == k) & present, j] for k in range(dataset.num_classes)]
-        if len(np.unique(values[:, j])) <= 2:  # binary: share of 1 per class
-            ax.bar(dataset.class_names, [g.mean() if len(g) else 0 for g in groups], color="#55a868")
+        levels = np.unique(values[present, j])
+        if name in units:
+            ax.set_xlabel(textwrap.fill(str(units[name]), 26), fontsize=7)
+        if len(levels) <= 2:  # binary: share of the higher value per class
+            ax.bar(dataset.class_names, [(g == levels.max()).mean() if len(g) else 0 for g in groups], color="#55a868")
             ax.set_ylim(0, 1)
-            ax.set_title(f"{name} (share)")
+            ax.set_title(f"{name} (share of {levels.max():g})")
+        elif len(levels) <= 4 and np.allclose(levels, np.round(levels)):  # a few integer levels: mean per class
+            ax.bar(dataset.class_names, [g.mean() if len(g) else 0 for g in groups], color="#55a868")
+            ax.set_title(f"{name} (mean)")
         else:
             ax.boxplot(groups, showfliers=False)
             ax.set_xticks(range(1, dataset.num_classes + 1), dataset.class_names)
@@ -517,78 +524,119 @@ def plot_modality_weights(weights, labels, modalities, class_names, title: str =
 
 
 def draw_taxonomy():
-    """The five families of the taxonomy side by side: where each one fuses, from input to output."""
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+    """The five families of the taxonomy (Li et al. 2024), one strip each, from the earliest fusion to the latest.
 
-    families = [
-        ("input", "Input fusion", "stack inputs,\none encoder"),
-        ("single_level", "Single-level fusion", "one fusion point\nbetween encoders and head"),
-        ("hierarchical", "Hierarchical fusion", "fuse at several\nencoder depths"),
-        ("attention", "Attention-based fusion", "learned weights per\nmodality, channel, place"),
-        ("output", "Output fusion", "one model per modality,\nfuse the decisions"),
+    Every strip draws the same three inputs (MRI, PET, clinical table) flowing left to right into a
+    prediction ŷ; the coloured node is where the modalities meet, so it moves right from one family
+    to the next. On the left: the family, where it fuses and its equation in the course notation.
+    """
+    from matplotlib.patches import FancyArrowPatch
+
+    strips = [
+        ("input", "Input fusion", "merge the raw inputs,\nthen one shared encoder", r"$z = f([x_1; \dots; x_M])$"),
+        ("single_level", "Single-level fusion", "one fusion point between\nthe encoders and the head",
+         r"$z = g(h_1, \dots, h_M)$"),
+        ("hierarchical", "Hierarchical fusion", "feature maps meet at\nseveral encoder depths",
+         r"$b_s = B_s(b_{s-1}) + \phi_s(\dots)$"),
+        ("attention", "Attention-based fusion", "weights computed from the\ndata, per subject",
+         r"$z = \sum_m \alpha_m(x)\, h_m$"),
+        ("output", "Output fusion", "one classifier per modality,\nthe decisions are combined",
+         r"$p = \frac{1}{M} \sum_m p_m$"),
     ]
-    fig, axes = _figure(15, 4.6, ncols=5)
-    mods = ["MRI", "PET", "clinical"]
-    ys = [0.78, 0.5, 0.22]
+    mods = [("MRI", "mri"), ("PET", "pet"), ("clinical", "clinical")]
+    rows = [3.1, 1.85, 0.6]  # y of the MRI, PET and clinical rows inside a strip
+    mid = rows[1]
+    x_in, x_enc, x_fuse, x_head, x_out = 6.3, 9.6, 12.2, 14.6, 17.6
+    bw, bh = 1.9, 0.62  # box width and height (data units; the axes have equal aspect)
+    fs = 9
+    fig, axes = _figure(10.5, 11.2, nrows=len(strips))
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.955, bottom=0.01, hspace=0.12)
 
-    def box(ax, x, y, w, h, text, color, fs=7):
-        ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.01",
-                                    fc=color, ec="k", lw=0.8, alpha=0.9))
-        ax.text(x, y, text, ha="center", va="center", fontsize=fs)
+    def box(ax, x, y, text, color, w=bw, h=bh, fontsize=fs):
+        ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.1",
+                                    fc=color, ec="#555555", lw=0.9, zorder=2))
+        ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, zorder=3)
+        return (x, y, w, h)
 
-    def arrow(ax, a, b, color="k"):
-        ax.add_patch(FancyArrowPatch(a, b, arrowstyle="-|>", mutation_scale=8, lw=0.8, color=color))
+    def node(ax, x, y, text, color, r=0.3):
+        ax.add_patch(Circle((x, y), r, fc=color, ec="k", lw=0.9, zorder=2))
+        ax.text(x, y, text, ha="center", va="center", fontsize=fs + 1, color="white", fontweight="bold", zorder=3)
+        return (x, y, 2 * r, 2 * r)
 
-    def fuse(ax, x, y, color, symbol="+"):
-        box(ax, x, y, 0.09, 0.09, symbol, color, fs=9)
+    def arrow(ax, a, b, color="#444444", label="", lw=1.0, style="-|>"):
+        start, end = _Canvas._edge(a, b[:2]), _Canvas._edge(b, a[:2])
+        ax.add_patch(FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=9, lw=lw, color=color, zorder=1,
+                                     shrinkA=1, shrinkB=1))
+        if label:
+            ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2, label, ha="center", va="center",
+                    fontsize=fs - 0.5, color=color, zorder=4,
+                    bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none"))
 
-    for ax, (key, title, note) in zip(axes[0], families):
-        ax.set_xlim(0, 1), ax.set_ylim(0, 1), ax.axis("off")
-        c = FAMILY_COLORS[key]
-        ax.set_title(title, fontsize=10, color=c, fontweight="bold")
-        ax.text(0.5, 0.02, note, ha="center", va="bottom", fontsize=8, style="italic")
-        for m, y in zip(mods, ys):
-            box(ax, 0.1, y, 0.16, 0.1, m, MODALITY_COLORS.get(m.lower(), "#cccccc"))
+    def inputs(ax):
+        return [box(ax, x_in, y, name, MODALITY_COLORS[key] + "99") for (name, key), y in zip(mods, rows)]
+
+    def head_and_output(ax, source, y=mid):
+        head = box(ax, x_head, y, "head", _COLORS["head"], w=1.5)
+        out = box(ax, x_out, y, "ŷ", "white", w=1.2)
+        for s in source if isinstance(source, list) else [source]:
+            arrow(ax, s, head)
+        arrow(ax, head, out)
+
+    for ax, (key, title, where, equation) in zip(axes[:, 0], strips):
+        ax.set_xlim(0, 18.6), ax.set_ylim(0, 3.7), ax.set_aspect("equal"), ax.set_axis_off()
+        color = FAMILY_COLORS[key]
+        ax.text(0.1, 3.4, title, ha="left", va="center", fontsize=fs + 2.5, fontweight="bold", color=color)
+        ax.text(0.1, 2.2, where, ha="left", va="center", fontsize=fs, color="#333333", linespacing=1.3)
+        ax.text(0.1, 0.85, equation, ha="left", va="center", fontsize=fs + 1.5)
+        xs = inputs(ax)
         if key == "input":
-            fuse(ax, 0.32, 0.5, c)
-            for y in ys:
-                arrow(ax, (0.18, y), (0.27, 0.5))
-            box(ax, 0.55, 0.5, 0.22, 0.14, "encoder", "#eeeeee")
-            arrow(ax, (0.37, 0.5), (0.44, 0.5))
-            box(ax, 0.86, 0.5, 0.16, 0.12, "head", "#eeeeee")
-            arrow(ax, (0.66, 0.5), (0.78, 0.5))
-            continue
-        if key == "output":
-            for y in ys:
-                box(ax, 0.36, y, 0.18, 0.1, "encoder", "#eeeeee")
-                box(ax, 0.6, y, 0.14, 0.1, "head", "#eeeeee")
-                arrow(ax, (0.18, y), (0.27, y)), arrow(ax, (0.45, y), (0.53, y)), arrow(ax, (0.67, y), (0.8, 0.5))
-            fuse(ax, 0.86, 0.5, c)
-            continue
-        if key == "hierarchical":
-            for y in ys[:2]:
-                box(ax, 0.3, y, 0.1, 0.1, "s1", "#eeeeee"), box(ax, 0.46, y, 0.1, 0.1, "s2", "#eeeeee")
-                arrow(ax, (0.18, y), (0.25, y)), arrow(ax, (0.35, y), (0.41, y))
-                arrow(ax, (0.3, y - 0.05), (0.6, 0.66), color=c), arrow(ax, (0.51, y), (0.7, 0.45), color=c)
-            box(ax, 0.38, ys[2], 0.2, 0.1, "encoder", "#eeeeee")
-            arrow(ax, (0.18, ys[2]), (0.28, ys[2])), arrow(ax, (0.48, ys[2]), (0.7, 0.45))
-            fuse(ax, 0.64, 0.7, c), fuse(ax, 0.74, 0.45, c)
-            arrow(ax, (0.66, 0.655), (0.73, 0.5), color=c)
-            box(ax, 0.9, 0.45, 0.14, 0.12, "head", "#eeeeee")
-            arrow(ax, (0.79, 0.45), (0.83, 0.45))
-            continue
-        for y in ys:
-            box(ax, 0.38, y, 0.2, 0.1, "encoder", "#eeeeee")
-            arrow(ax, (0.18, y), (0.28, y))
-        if key == "attention":
-            for y in ys:
-                ax.text(0.55, y + 0.04, r"$\alpha$", fontsize=9, color=c)
-        fuse(ax, 0.66, 0.5, c, "+" if key != "attention" else r"$\Sigma$")
-        for y in ys:
-            arrow(ax, (0.48, y), (0.615, 0.5))
-        box(ax, 0.88, 0.5, 0.16, 0.12, "head", "#eeeeee")
-        arrow(ax, (0.71, 0.5), (0.8, 0.5))
-    fig.tight_layout()
+            fuse = node(ax, 8.3, mid, "+", color)
+            for x in xs:
+                arrow(ax, x, fuse)
+            enc = box(ax, 10.6, mid, "one encoder $f$", _COLORS["encoder"], w=2.4)
+            arrow(ax, fuse, enc)
+            head_and_output(ax, enc)
+        elif key in ("single_level", "attention"):
+            encs = [box(ax, x_enc, y, f"encoder $f_{i + 1}$", _COLORS["encoder"]) for i, y in enumerate(rows)]
+            for x, e in zip(xs, encs):
+                arrow(ax, x, e)
+            fuse = node(ax, x_fuse, mid, "Σ" if key == "attention" else "g", color)
+            for i, e in enumerate(encs):
+                label = f"$\\alpha_{i + 1} h_{i + 1}$" if key == "attention" else f"$h_{i + 1}$"
+                arrow(ax, e, fuse, label=label, color=color if key == "attention" else "#444444")
+            head_and_output(ax, fuse)
+        elif key == "hierarchical":
+            sw, x1, x2 = 1.25, 8.7, 11.0
+            top, low = rows[0], rows[1]
+            branch = (top + low) / 2
+            stages = {}
+            for (name, _), x, y in zip(mods[:2], xs[:2], (top, low)):
+                s1 = box(ax, x1, y, "stage 1", _COLORS["encoder"], w=sw)
+                s2 = box(ax, x2, y, "stage 2", _COLORS["encoder"], w=sw)
+                arrow(ax, x, s1), arrow(ax, s1, s2)
+                stages[name] = (s1, s2)
+            n1 = node(ax, (x1 + x2) / 2, branch, "+", color, r=0.24)
+            n2 = node(ax, x_fuse + 0.2, branch, "+", color, r=0.24)
+            for s1, s2 in stages.values():
+                arrow(ax, s1, n1, color=color), arrow(ax, s2, n2, color=color)
+            arrow(ax, n1, n2, color=color, label="branch $b$")
+            enc = box(ax, x_enc, rows[2], "encoder $f_3$", _COLORS["encoder"])
+            arrow(ax, xs[2], enc)
+            arrow(ax, enc, n1, color=color), arrow(ax, enc, n2, color=color)
+            head_and_output(ax, n2, y=branch)
+        else:  # output
+            heads = []
+            for i, (x, y) in enumerate(zip(xs, rows)):
+                e = box(ax, x_enc, y, f"encoder $f_{i + 1}$", _COLORS["encoder"])
+                h = box(ax, x_fuse, y, f"head$_{i + 1}$", _COLORS["head"], w=1.5)
+                arrow(ax, x, e), arrow(ax, e, h)
+                heads.append(h)
+            fuse = node(ax, x_head, mid, "+", color)
+            for i, h in enumerate(heads):
+                arrow(ax, h, fuse, label=f"$p_{i + 1}$", color=color)
+            arrow(ax, fuse, box(ax, x_out, mid, "ŷ", "white", w=1.2))
+    fig.suptitle("Where the modalities meet: the five families of fusion, from earliest (top) to latest (bottom)",
+                 fontsize=fs + 2, y=0.99)
     return fig
 
 
@@ -1006,3 +1054,84 @@ def plot_robustness(x, curves, floor: float, *, xlabel: str, floor_label: str = 
 
 
 __all__ += ["plot_robustness"]
+
+
+# ----------------------------------------------------------- chapter 02: input fusion and registration
+def _draw_pet_contour(ax, mri, pet, level: float, color: str, linestyle: str = "-", linewidth: float = 1.4) -> None:
+    """PET iso-line at ``level`` times the PET maximum over the MRI's axes (nothing if PET is empty)."""
+    import numpy as np
+
+    pet = np.asarray(pet)
+    if pet.max() > pet.min():
+        ax.contour(pet, levels=[level * pet.max()], colors=color, linestyles=linestyle, linewidths=linewidth, origin="lower")
+
+
+def _motion_label(dataset, index: int) -> str:
+    """How far the generator moved this subject's PET against its MRI, from ``meta`` (empty if unknown)."""
+    import numpy as np
+
+    shift, angle = dataset.meta.get("pet_shift_mm"), dataset.meta.get("pet_rotation_deg")
+    if shift is None or angle is None:
+        return ""
+    moved = float(np.linalg.norm(np.asarray(shift)[index]))
+    turned = float(np.abs(np.asarray(angle)[index]).max())
+    return f"PET moved {moved:.1f} mm, turned {turned:.1f}°"
+
+
+def plot_registration(datasets, index: int = 0, level: float = 0.5, images=("mri", "pet")):
+    """One subject's MRI (grey) with its PET contour (orange), one panel per dataset of the same subjects.
+
+    ``datasets`` maps a panel title to a dataset (e.g. one cohort per misregistration level). The first
+    dataset's PET contour is drawn dashed in every later panel: the gap between the lines is the motion.
+    """
+    if not isinstance(datasets, dict) or not datasets:
+        raise TypeError("plot_registration needs a dict such as {'aligned': cohort, '9 mm': moved}")
+    anatomy_key, pet_key = images
+    for name, data in datasets.items():
+        for key in images:
+            if key not in data.modalities or data.specs[key].kind != "image":
+                raise ValueError(f"dataset {name!r} has no image modality {key!r}; it has {', '.join(data.modalities)}")
+    names = list(datasets)
+    reference = _middle_slice(datasets[names[0]].tensors[pet_key][index].cpu())
+    fig, axes = _figure(2.6 * len(names), 3.0, ncols=len(names))
+    for j, name in enumerate(names):
+        data, ax = datasets[name], axes[0, j]
+        ax.imshow(_middle_slice(data.tensors[anatomy_key][index].cpu()), cmap="gray", origin="lower")
+        if j > 0:
+            _draw_pet_contour(ax, None, reference, level, "#4fc3f7", linestyle="--", linewidth=1.0)
+        _draw_pet_contour(ax, None, _middle_slice(data.tensors[pet_key][index].cpu()), level, "#ff7f0e")
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(_motion_label(data, index), fontsize=7.5)
+    first = datasets[names[0]]
+    label = first.class_names[int(first.labels[index])]
+    note = f" (orange: PET contour; dashed blue: PET of '{names[0]}')" if len(names) > 1 else " (orange: PET contour)"
+    fig.suptitle(f"{first.subject_ids[index]} ({label}): {anatomy_key.upper()} in grey{note}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_registration_result(result, dataset, index: int = 0, level: float = 0.5, images=("mri", "pet")):
+    """A trained model beside the data it saw: one subject's PET contour over its MRI, validation curve, confusion."""
+    anatomy_key, pet_key = images
+    fig, axes = _figure(10, 3.2, ncols=3, gridspec_kw={"width_ratios": [0.9, 1.1, 0.9]})
+    ax = axes[0, 0]
+    ax.imshow(_middle_slice(dataset.tensors[anatomy_key][index].cpu()), cmap="gray", origin="lower")
+    _draw_pet_contour(ax, None, _middle_slice(dataset.tensors[pet_key][index].cpu()), level, "#ff7f0e")
+    ax.set_xticks([]), ax.set_yticks([])
+    ax.set_title(f"{dataset.subject_ids[index]}: PET contour on MRI", fontsize=9)
+    ax.set_xlabel(_motion_label(dataset, index), fontsize=8)
+    h = result.history
+    if h.val_balanced_accuracy:
+        axes[0, 1].plot(range(1, h.epochs_run + 1), h.val_balanced_accuracy, color="C2")
+        axes[0, 1].axvline(h.best_epoch, color="k", linewidth=0.8, alpha=0.4)
+    axes[0, 1].set(xlabel="epoch", ylabel="balanced accuracy", ylim=(0, 1))
+    axes[0, 1].set_title("validation (line: kept epoch)", fontsize=9)
+    _draw_confusion(axes[0, 2], result.metrics, f"test: bal. acc. {result.metrics.balanced_accuracy:.2f}")
+    axes[0, 2].set_ylabel("true")
+    fig.suptitle(result.setup.label, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+__all__ += ["plot_registration", "plot_registration_result"]
