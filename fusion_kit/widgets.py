@@ -12,7 +12,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PanelResult", "TrainingPanel", "training_panel"]
+__all__ = [
+    "PanelResult",
+    "TrainingPanel",
+    "training_panel",
+    "train_and_show",
+    "run_and_show",
+    "attention_and_show",
+    "depths_and_show",
+    "misregistration_and_show",
+]
 
 
 @dataclass
@@ -133,16 +142,19 @@ def training_panel(run: Callable[..., PanelResult], **kwargs) -> TrainingPanel:
 
 
 # ------------------------------------------------------------ plain functions behind the panels
+def _status(result, name: str | None = None, note: str = "") -> str:
+    """The panel's status line: model, scores, size and training time."""
+    name = name or result.setup.label
+    return f"<b>{name}</b>{note}: {result.metrics} ({result.parameters:,} parameters, {result.seconds:.1f}s)"
+
+
 def train_and_show(splits, modalities, strategy, *, epochs: int = 30, seed: int = 0, device: str = "auto", **options) -> PanelResult:
     """Train ``strategy`` on ``modalities`` and show its learning curves and confusion matrix."""
     from . import viz
     from .experiment import Setup, run
 
     result = run(splits, Setup(strategy, tuple(modalities), options), epochs=epochs, seed=seed, device=device, progress=True)
-    name = result.setup.label
-    figure = viz.plot_result(result)
-    text = f"<b>{name}</b>: {result.metrics} ({result.parameters:,} parameters, {result.seconds:.1f}s)"
-    return PanelResult(figure, text, result)
+    return PanelResult(viz.plot_result(result), _status(result), result)
 
 
 def run_and_show(splits, item, *, epochs: int = 30, seed: int = 0, device: str = "auto", **fit_kwargs) -> PanelResult:
@@ -151,11 +163,9 @@ def run_and_show(splits, item, *, epochs: int = 30, seed: int = 0, device: str =
     from .experiment import run_any
 
     result = run_any(splits, item, epochs=epochs, seed=seed, device=device, progress=True, **fit_kwargs)
-    text = f"<b>{result.setup.label}</b>: {result.metrics} ({result.parameters:,} parameters, {result.seconds:.1f}s)"
+    text = _status(result)
     return PanelResult(viz.plot_result(result), text, result)
 
-
-__all__ += ["run_and_show"]
 
 
 def attention_and_show(splits, modalities, strategy, *, epochs: int = 30, seed: int = 0, device: str = "auto",
@@ -167,11 +177,9 @@ def attention_and_show(splits, modalities, strategy, *, epochs: int = 30, seed: 
     result = run(splits, Setup(strategy, tuple(modalities), options), epochs=epochs, seed=seed, device=device, progress=True)
     name = result.setup.label
     figure = viz.plot_attention_by_class({name: result.model}, splits.test, ncols=1, title="Mean weight per true class (test set)")
-    text = f"<b>{name}</b>: {result.metrics} ({result.parameters:,} parameters, {result.seconds:.1f}s)"
+    text = _status(result, name)
     return PanelResult(figure, text, result)
 
-
-__all__ += ["attention_and_show"]
 
 
 def depths_and_show(splits, modalities, strategy: str = "hierarchical", depths=(0, 1, 2), *, epochs: int = 30,
@@ -192,13 +200,11 @@ def depths_and_show(splits, modalities, strategy: str = "hierarchical", depths=(
         name += f", fused at depths {', '.join(str(d) for d in depths)}"
     result = run(splits, Setup(strategy, tuple(modalities), options, name=name), epochs=epochs, seed=seed,
                  device=device, progress=True)
-    text = f"<b>{name}</b>: {result.metrics} ({result.parameters:,} parameters, {result.seconds:.1f}s)"
+    text = _status(result, name)
     if not takes_depths:
         text += f"; {strategy} fuses once, so the depths setting is not used"
     return PanelResult(viz.plot_result(result), text, result)
 
-
-__all__ += ["depths_and_show"]
 
 
 def misregistration_and_show(n_subjects, modalities, strategy, misregistration, *, epochs: int = 30, seed: int = 0,
@@ -219,9 +225,6 @@ def misregistration_and_show(n_subjects, modalities, strategy, misregistration, 
     splits = split_dataset(cohort, seed=seed)
     result = run(splits, Setup(strategy, modalities, options), epochs=epochs, seed=seed, device=device, progress=True)
     figure = viz.plot_registration_result(result, splits.test)
-    text = (f"<b>{result.setup.label}</b>, PET moved by {float(misregistration):g} mm: {result.metrics} "
-            f"({result.parameters:,} parameters, {result.seconds:.1f}s)")
+    text = _status(result, note=f", PET moved by {float(misregistration):g} mm")
     return PanelResult(figure, text, result)
 
-
-__all__ += ["misregistration_and_show"]
