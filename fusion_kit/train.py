@@ -25,7 +25,10 @@ from .core import get_device, quick_mode, seed_everything
 from .data.dataset import MultimodalDataset, check_batch
 from .metrics import Metrics, classification_metrics
 
-__all__ = ["History", "Predictions", "fit", "evaluate", "predict", "model_config", "save_checkpoint", "load_checkpoint"]
+__all__ = [
+    "History", "Predictions", "fit", "default_batch_size", "evaluate", "predict",
+    "model_config", "save_checkpoint", "load_checkpoint",
+]
 
 
 @dataclass
@@ -108,6 +111,18 @@ def _autocast(device: torch.device, amp: bool):
     return torch.autocast(device.type, enabled=False)
 
 
+MIN_STEPS_PER_EPOCH = 8
+
+
+def default_batch_size(n_train: int) -> int:
+    """64, or smaller for a small training set, so that an epoch takes at least 8 optimizer steps.
+
+    A quick-mode cohort of a few hundred subjects would otherwise get four steps an epoch, too few
+    for a short budget to train reliably.
+    """
+    return max(2, min(64, n_train // MIN_STEPS_PER_EPOCH))
+
+
 def _batches(n: int, batch_size: int, perm: Tensor) -> list[Tensor]:
     chunks = list(perm.split(batch_size))
     if len(chunks) > 1 and len(chunks[-1]) == 1:  # batch norm cannot train on one sample
@@ -123,7 +138,7 @@ def fit(
     val: MultimodalDataset | None = None,
     *,
     epochs: int = 30,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     lr: float = 3e-3,
     weight_decay: float = 1e-4,
     patience: int | None = 8,
@@ -137,6 +152,7 @@ def fit(
 
     Args:
         val: validation set for early stopping; without it the last epoch is kept.
+        batch_size: samples per optimizer step; default ``default_batch_size(len(train))``.
         patience: epochs without validation improvement before stopping (None: never stop early).
         device: "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", ...
         amp: mixed precision on CUDA (bfloat16 where supported); ignored elsewhere.
@@ -145,6 +161,8 @@ def fit(
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if batch_size is None:
+        batch_size = default_batch_size(len(train))
     if not isinstance(batch_size, int) or batch_size < 2:
         raise ValueError(f"batch_size must be an integer of at least 2, got {batch_size!r}")
     if lr <= 0:

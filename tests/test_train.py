@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from fusion_kit.data import split_dataset
-from fusion_kit.train import evaluate, fit, load_checkpoint, predict, save_checkpoint
+from fusion_kit.train import default_batch_size, evaluate, fit, load_checkpoint, predict, save_checkpoint
 
 from conftest import TwoBranch, make_toy_dataset
 
@@ -22,6 +22,22 @@ def test_fit_learns_and_keeps_the_best_epoch(splits):
     scores = evaluate(model, splits.test)
     assert scores.balanced_accuracy > 0.6 and scores.auc > 0.9  # chance: 0.33 and 0.5
     assert "epochs" in str(history) and history.device == "cpu"
+
+
+def test_default_batch_size_gives_small_sets_enough_steps():
+    assert default_batch_size(600) == 64 and default_batch_size(10_000) == 64  # full-size cohorts
+    assert default_batch_size(240) == 30  # a quick-mode training split: 8 steps, not 4
+    assert default_batch_size(3) == 2  # batch norm needs two samples
+    for n in range(16, 513):
+        size = default_batch_size(n)
+        assert size == 64 or -(-n // size) >= 8, n
+
+
+def test_fit_without_batch_size_takes_the_default(splits, monkeypatch):
+    seen = []
+    monkeypatch.setattr("fusion_kit.train._batches", lambda n, size, perm: seen.append(size) or [perm])
+    fit(TwoBranch(splits.train.specs), splits.train, epochs=1, progress=False)
+    assert seen == [default_batch_size(len(splits.train))]
 
 
 def test_same_seed_gives_identical_metrics(splits):
