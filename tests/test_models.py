@@ -158,6 +158,14 @@ def test_compatible_modalities_picks_the_largest_selection(data):
     assert compatible_modalities("unimodal", data) == ("mri",)
 
 
+def test_every_batch_norm_keeps_up_with_short_training(data):
+    """Models train for a few dozen steps in quick mode: running statistics must follow (momentum 0.5)."""
+    for name in ("concat", "hierarchical", "channel_stack"):
+        model = build_model(name, data, modalities=compatible_modalities(name, data))
+        norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        assert norms and all(m.momentum == 0.5 for m in norms), name
+
+
 # --------------------------------------------------------------------------------- describe
 @pytest.mark.parametrize("name", list(STRATEGIES))
 def test_describe_counts_every_parameter_once(data, name):

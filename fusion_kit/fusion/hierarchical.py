@@ -21,7 +21,7 @@ from monai.networks.blocks import Convolution
 from torch import Tensor, nn
 
 from ..data.dataset import ModalitySpec
-from ..encoders import ImageEncoder, global_pool
+from ..encoders import BATCH_NORM, ImageEncoder, global_pool
 from .base import FusionModel, FusionOutput
 
 __all__ = ["HierarchicalFusion"]
@@ -51,13 +51,13 @@ class HierarchicalFusion(FusionModel):
                 self.encoders[m] = self.make_encoder(m)
         width = len(self.images)
         self.fuse = nn.ModuleDict({
-            str(s): Convolution(dims, width * c[s], c[s], kernel_size=1, strides=1, act="RELU", norm="BATCH")
+            str(s): Convolution(dims, width * c[s], c[s], kernel_size=1, strides=1, act="RELU", norm=BATCH_NORM)
             for s in self.depths
         })
         t = len(self.tables) * self.out_dim
         self.shift = nn.ModuleDict({str(s): nn.Linear(t, c[s]) for s in self.depths}) if self.tables else None  # U_s
         self.branch = nn.ModuleDict({
-            str(s): Convolution(dims, c[s - 1], c[s], strides=2, kernel_size=3, act="RELU", norm="BATCH")
+            str(s): Convolution(dims, c[s - 1], c[s], strides=2, kernel_size=3, act="RELU", norm=BATCH_NORM)
             for s in range(self.depths[0] + 1, n)
         })
         self.head = nn.Linear(c[-1], self.num_classes)
