@@ -484,8 +484,14 @@ def plot_comparison(comparison, num_classes: int = 3, title: str = "Balanced acc
     return fig
 
 
-def plot_sweep(x, curves, xlabel: str, ylabel: str = "balanced accuracy", title: str = "", chance: float | None = None):
-    """Lines of a score against a knob, one per model: ``curves`` maps name -> (mean, std) arrays or means."""
+def plot_sweep(
+    x, curves, xlabel: str, ylabel: str = "balanced accuracy", title: str = "", chance: float | None = None,
+    logx: bool = False,
+):
+    """Lines of a score against a knob, one per model: ``curves`` maps name -> (mean, std) arrays or means.
+
+    ``logx`` spaces the knob logarithmically (for sizes such as 35, 70, 175, 700), labelled at each x.
+    """
     import numpy as np
 
     fig, axes = _figure(6, 3.6)
@@ -498,6 +504,10 @@ def plot_sweep(x, curves, xlabel: str, ylabel: str = "balanced accuracy", title:
             ax.fill_between(x, mean - np.asarray(std), mean + np.asarray(std), alpha=0.15, color=f"C{i % 10}")
     if chance is not None:
         ax.axhline(chance, color="k", linestyle=":", linewidth=1, label="chance")
+    if logx:
+        ax.set_xscale("log")
+        ax.set_xticks(list(x), [f"{v:g}" for v in x])
+        ax.minorticks_off()
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()

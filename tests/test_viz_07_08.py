@@ -66,3 +66,12 @@ def test_robustness():
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "mean of the strategies", "no PET"]
     assert list(ax.lines[2].get_ydata()) == pytest.approx([0.75, 0.65])
     assert ax.get_xlabel() == "missing"
+
+
+def test_sweep_on_a_log_axis_labels_every_size():
+    sizes = [35, 70, 175, 700]
+    fig = viz.plot_sweep(sizes, {"concat": [0.6, 0.62, 0.7, 0.73]}, xlabel="training subjects", chance=1 / 3, logx=True)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["35", "70", "175", "700"]
+    assert viz.plot_sweep(sizes, {"concat": [0.6] * 4}, xlabel="n").axes[0].get_xscale() == "linear"
