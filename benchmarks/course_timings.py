@@ -55,9 +55,9 @@ def section(timings: dict[str, dict], generation: float) -> str:
         "## The whole course, chapter by chapter (benchmarks/course_timings.py)",
         "",
         f"Measured on {machine()}, one chapter at a time on an otherwise idle machine; each chapter's time "
-        "includes its kernel start, imports and the first generation of the cohorts it uses.",
+        "includes its kernel start, imports and the first generation of the cohorts it uses. Peak memory is the largest resident set of any kernel up to that chapter.",
         "",
-        "| chapter | default s | quick s | peak MiB (default) | result |",
+        "| chapter | default s | quick s | peak MiB so far (default) | result |",
         "|---|---:|---:|---:|---|",
     ]
     default, quick = timings["default"], timings["quick"]

@@ -158,7 +158,7 @@ def _run_each(paths: Sequence[Path], out: Path, progress: bool) -> list[ChapterR
 
 def _report(runs: list[ChapterRun], out: Path) -> int:
     """Print and write the timings (``timings.md``) and the course summary (``summary.md``); 1 if a chapter failed."""
-    lines = ["| chapter | seconds | peak memory (MiB) | result |", "|---|---:|---:|---|"]
+    lines = ["| chapter | seconds | peak memory so far (MiB) | result |", "|---|---:|---:|---|"]
     lines += [f"| {r.name} | {r.seconds:.1f} | {r.peak_mib:.0f} | {r.error or 'ok'} |" for r in runs]
     lines.append(f"| **total** | {sum(r.seconds for r in runs):.1f} | {max(r.peak_mib for r in runs):.0f} | |")
     timings = "\n".join(lines)
