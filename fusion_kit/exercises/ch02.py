@@ -26,5 +26,7 @@ def check_most_robust(answer: str | None, drop: Mapping[str, float]) -> Feedback
         return Feedback(False, f"{answer!r} is not in drop; its keys are {', '.join(drop)}.")
     best = min(drop, key=drop.get)
     if answer == best:
-        return Feedback(True, f"Correct: {best} lost {drop[best]:.3f}; fusing summaries rather than voxels makes it robust to misalignment.")
+        others = ", ".join(f"{k} {v:.3f}" for k, v in drop.items() if k != best)
+        return Feedback(True, f"Correct: {best} lost {drop[best]:.3f} (against {others}). One seed and 150 test "
+                              "subjects move each value by a few points: is the difference larger than that?")
     return Feedback(False, f"{answer} lost {drop[answer]:.3f}; another one lost less. Smaller drop = more robust.")
