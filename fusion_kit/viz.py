@@ -467,7 +467,9 @@ def plot_comparison(comparison, num_classes: int = 3, title: str = "Balanced acc
     fig, axes = _figure(7.5, 0.45 * len(table) + 1.4)
     ax = axes[0, 0]
     colors = [FAMILY_COLORS.get(f, "#444444") for f in table["family"]]
-    ax.barh(range(len(table)), table["balanced_accuracy"], xerr=table.get("bacc_std"), color=colors, capsize=3)
+    spread = table.get("bacc_std")
+    spread = spread if spread is not None and (spread > 0).any() else None  # one seed: no error bars
+    ax.barh(range(len(table)), table["balanced_accuracy"], xerr=spread, color=colors, capsize=3)
     ax.set_yticks(range(len(table)), table.index, fontsize=8)
     ax.axvline(1 / num_classes, color="k", linestyle=":", linewidth=1, label="chance")
     uni = table[table["family"] == "unimodal"]
@@ -740,8 +742,9 @@ def plot_cost(table, *, title: str = "What each model costs"):
     fig, axes = _figure(10, 0.32 * len(names) + 1.6, ncols=2, sharey=True)
     colors = [FAMILY_COLORS.get(f, "#444444") for f in table["family"]]
     y = np.arange(len(names))[::-1]
-    for ax, column, label in ((axes[0, 0], "parameters", "trainable parameters"),
-                              (axes[0, 1], "seconds", "training seconds per run (mean over seeds)")):
+    several_seeds = "seeds" in table and (table["seeds"] > 1).any()
+    seconds_label = "training seconds per run" + (" (mean over seeds)" if several_seeds else "")
+    for ax, column, label in ((axes[0, 0], "parameters", "trainable parameters"), (axes[0, 1], "seconds", seconds_label)):
         ax.barh(y, table[column].to_numpy(dtype=float), color=colors)
         ax.set_xlabel(label)
         ax.grid(axis="x", alpha=0.3)

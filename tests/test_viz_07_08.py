@@ -75,3 +75,14 @@ def test_sweep_on_a_log_axis_labels_every_size():
     assert ax.get_xscale() == "log"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["35", "70", "175", "700"]
     assert viz.plot_sweep(sizes, {"concat": [0.6] * 4}, xlabel="n").axes[0].get_xscale() == "linear"
+
+
+def test_one_seed_draws_no_spread_and_says_so():
+    table = pd.DataFrame({"family": ["unimodal", "single_level"], "balanced_accuracy": [0.6, 0.7], "bacc_std": [0.0, 0.0],
+                          "parameters": [1000, 5000], "seconds": [1.0, 2.0], "seeds": [1, 1]},
+                         index=["unimodal (mri)", "concat (mri+pet)"])
+    assert not viz.plot_comparison(table).axes[0].collections  # no error bars
+    assert "seeds" not in viz.plot_cost(table).axes[1].get_xlabel()
+    several = table.assign(bacc_std=[0.01, 0.02], seeds=[3, 3])
+    assert len(viz.plot_comparison(several).axes[0].collections) > 0  # error bars
+    assert "mean over seeds" in viz.plot_cost(several).axes[1].get_xlabel()
