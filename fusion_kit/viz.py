@@ -1008,12 +1008,20 @@ def _show_figures_inline() -> None:
 _show_figures_inline()
 
 
+def _head(image, background: float):
+    """Boolean mask of the head: voxels above ``background`` times the maximum, with enclosed holes filled."""
+    from scipy import ndimage
+
+    return ndimage.binary_fill_holes(image >= background * image.max())
+
+
 def plot_heatmaps(images, heats, titles, *, row_labels=("image", "Grad-CAM over image"), cmap: str = "gray",
                   title: str = "", background: float | None = 0.15):
     """Images (top row) and the same images with a heat map on top (bottom row), one column per subject.
 
     ``images`` and ``heats`` are 2D arrays (or (C, H, W) / 3D volumes, shown as their middle slice). The heat
-    map is hidden where the image is darker than ``background`` times its maximum (outside the head).
+    map is hidden outside the head: where the image is darker than ``background`` times its maximum, except in
+    dark regions enclosed by the head (a hypometabolic spot stays visible).
     """
     import numpy as np
 
@@ -1028,7 +1036,7 @@ def plot_heatmaps(images, heats, titles, *, row_labels=("image", "Grad-CAM over 
         axes[0, j].imshow(image, cmap=cmap, origin="lower")
         axes[1, j].imshow(image, cmap="gray", origin="lower")
         if background is not None:
-            heat = np.ma.masked_where(image < background * image.max(), heat)
+            heat = np.ma.masked_where(~_head(image, background), heat)
         shown = axes[1, j].imshow(heat, cmap="jet", alpha=0.5, origin="lower", vmin=0, vmax=1)
         axes[0, j].set_title(name, fontsize=8)
         for ax in axes[:, j]:

@@ -86,3 +86,14 @@ def test_one_seed_draws_no_spread_and_says_so():
     several = table.assign(bacc_std=[0.01, 0.02], seeds=[3, 3])
     assert len(viz.plot_comparison(several).axes[0].collections) > 0  # error bars
     assert "mean over seeds" in viz.plot_cost(several).axes[1].get_xlabel()
+
+
+def test_heat_map_hides_the_background_but_not_dark_spots_inside_the_head():
+    import numpy as np
+
+    yy, xx = np.mgrid[:32, :32]
+    image = ((yy - 16) ** 2 + (xx - 16) ** 2 < 12 ** 2).astype(float)  # a bright disk: the head
+    image[14:18, 14:18] = 0.0  # a dark spot inside it (hypometabolism)
+    fig = viz.plot_heatmaps([image], [np.ones((32, 32))], ["a"])
+    shown = fig.axes[1].get_images()[-1].get_array()
+    assert shown.mask[0, 0] and not shown.mask[16, 16] and not shown.mask[16, 8]
