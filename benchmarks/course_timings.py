@@ -54,30 +54,33 @@ def section(timings: dict[str, dict], generation: float) -> str:
     lines = [
         "## The whole course, chapter by chapter (benchmarks/course_timings.py)",
         "",
-        f"Measured on {machine()}, one chapter at a time on an otherwise idle machine; each chapter's time "
-        "includes its kernel start, imports and the first generation of the cohorts it uses. Peak memory is the largest resident set of any kernel up to that chapter.",
+        f"Measured on {machine()}, one chapter at a time; each chapter's time includes its kernel start, "
+        "imports and the first generation of the cohorts it uses. Peak memory is the largest resident set of any "
+        "kernel up to that chapter.",
         "",
         "| chapter | default s | quick s | peak MiB so far (default) | result |",
         "|---|---:|---:|---:|---|",
     ]
     default, quick = timings["default"], timings["quick"]
-    for name in default:
-        result = "ok" if default[name][2] == "ok" and quick.get(name, (0, 0, "missing"))[2] == "ok" else "failed"
-        lines.append(f"| {name} | {default[name][0]:.0f} | {quick.get(name, (float('nan'),))[0]:.0f} "
-                     f"| {default[name][1]:.0f} | {result} |")
+    for name, (seconds, peak_mib, result) in default.items():
+        quick_seconds, _, quick_result = quick.get(name, (float("nan"), 0.0, "missing"))
+        ok = "ok" if result == quick_result == "ok" else "failed"
+        lines.append(f"| {name} | {seconds:.0f} | {quick_seconds:.0f} | {peak_mib:.0f} | {ok} |")
     totals = {size: sum(row[0] for row in rows.values()) for size, rows in timings.items()}
     peak = max(row[1] for rows in timings.values() for row in rows.values())
     lines.append(f"| **total** | {totals['default']:.0f} | {totals['quick']:.0f} | {peak:.0f} | |")
     checks = [
         (f"every chapter under {CHAPTER_S['default']} s at default size",
          max(r[0] for r in default.values()) < CHAPTER_S["default"]),
-        (f"every chapter under {CHAPTER_S['quick']} s at quick size", max(r[0] for r in quick.values()) < CHAPTER_S["quick"]),
+        (f"every chapter under {CHAPTER_S['quick']} s at quick size",
+         max(r[0] for r in quick.values()) < CHAPTER_S["quick"]),
         (f"whole course under {TOTAL_S['default'] // 60} min at default size", totals["default"] < TOTAL_S["default"]),
         (f"whole course under {TOTAL_S['quick'] // 60} min at quick size", totals["quick"] < TOTAL_S["quick"]),
         (f"peak kernel memory under {PEAK_MIB // 1024} GB", peak < PEAK_MIB),
     ]
     lines += ["", "| target | met |", "|---|---|"] + [f"| {text} | {'yes' if ok else 'no'} |" for text, ok in checks]
-    lines += ["", f"Generating the default cohort (1000 subjects, 2D 64x64) from the MNI152 template: {generation:.1f} s."]
+    lines += ["", f"Generating the default cohort (1000 subjects, 2D 64x64) from the MNI152 template: "
+                  f"{generation:.1f} s."]
     return "\n".join(lines)
 
 

@@ -744,7 +744,8 @@ def plot_cost(table, *, title: str = "What each model costs"):
     y = np.arange(len(names))[::-1]
     several_seeds = "seeds" in table and (table["seeds"] > 1).any()
     seconds_label = "training seconds per run" + (" (mean over seeds)" if several_seeds else "")
-    for ax, column, label in ((axes[0, 0], "parameters", "trainable parameters"), (axes[0, 1], "seconds", seconds_label)):
+    panels = ((axes[0, 0], "parameters", "trainable parameters"), (axes[0, 1], "seconds", seconds_label))
+    for ax, column, label in panels:
         ax.barh(y, table[column].to_numpy(dtype=float), color=colors)
         ax.set_xlabel(label)
         ax.grid(axis="x", alpha=0.3)
