@@ -95,8 +95,8 @@ def toy_model(toy) -> TwoBranch:
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory):
     """The course book, built once per test run from the chapters as stored: the path of its index.html."""
-    from fusion_kit import delivery
-    from fusion_kit.course import chapter_paths
+    from fusion_kit.course import delivery
+    from fusion_kit.course.runner import chapter_paths
 
     if not (shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")):
         pytest.skip('Jupyter Book 1.x is not installed: pip install -e ".[book]"')

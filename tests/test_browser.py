@@ -26,7 +26,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fusion_kit import delivery
+from fusion_kit.course import delivery
 from fusion_kit.course import CHAPTERS, ROOT, chapter_paths
 
 pytestmark = pytest.mark.browser

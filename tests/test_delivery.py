@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fusion_kit import course, delivery
+from fusion_kit.course import cli, delivery, runner
 
 NOT_SOLVED = "Not yet solved"
 
@@ -86,7 +86,7 @@ def test_names_a_cell_defines_and_reads():
 
 
 def test_every_chapter_has_a_student_copy(tmp_path):
-    paths = course.chapter_paths()
+    paths = runner.chapter_paths()
     written = delivery.write_student_copies(paths, tmp_path)
     assert [p.name for p in written] == [p.name for p in paths]
     assert any(delivery.is_solution(c) for p in paths for c in nbformat.read(p, as_version=4).cells)
@@ -102,23 +102,19 @@ def test_every_chapter_has_a_student_copy(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_student_copy_runs_top_to_bottom(tmp_path, monkeypatch):
-    """The first chapter with exercises, without its solutions, in quick mode: every check says not yet solved."""
-    import papermill as pm
-
-    first = next(p for p in course.chapter_paths()
-                 if any(delivery.is_exercise(c) for c in nbformat.read(p, as_version=4).cells))
-    copy, = delivery.write_student_copies([first], tmp_path / "student")
-    monkeypatch.setenv("FUSION_KIT_QUICK", "1")
+def test_every_student_copy_runs_top_to_bottom(tmp_path, monkeypatch, capsys):
+    """`fusion-kit student --run --quick`, as an instructor runs it, from a folder outside the course:
+    every chapter without its solutions executes, and every check left to the student says not yet solved."""
     monkeypatch.setenv("FUSION_KIT_DEVICE", "cpu")
-    monkeypatch.setenv("FUSION_KIT_RESULTS", str(tmp_path / "results"))
-    done = tmp_path / "executed.ipynb"
-    pm.execute_notebook(str(copy), str(done), cwd=str(copy.parent), kernel_name="python3", progress_bar=False)
-    executed = nbformat.read(done, as_version=4)
-    answers = [c for c in executed.cells if delivery.is_exercise(c) and "..." in c.source]
-    assert answers, f"{first.name}: no exercise left for the student"
-    for cell in answers:
-        assert NOT_SOLVED in _texts(cell), f"{first.name}: {cell.source!r} printed {_texts(cell)!r}"
+    monkeypatch.chdir(tmp_path)  # paths inside the chapters must not depend on where they run
+    out = tmp_path / "handout"
+    assert cli.main(["student", "--out", str(out), "--run", "--quick"]) == 0, capsys.readouterr().err
+    for path in runner.chapter_paths():
+        executed = nbformat.read(out / "executed" / path.name, as_version=4)
+        answers = [c for c in executed.cells if delivery.is_exercise(c) and "..." in c.source]
+        for cell in answers:
+            assert NOT_SOLVED in _texts(cell), f"{path.name}: {cell.source!r} printed {_texts(cell)!r}"
+    assert (out / "executed" / "results" / "benchmark.md").is_file()  # chapter 08's table, beside the executed copies
 
 
 def test_book_copy_collapses_solutions_and_replaces_live_widgets():
@@ -143,7 +139,7 @@ def test_landing_page_is_the_course_map(tmp_path):
                       "| `00_intro` | the map |\n| `05_more` | not written yet |\n")
     nbformat.write(_nb(_md("# 00 · Hello")), tmp_path / "00_intro.ipynb")
     nbformat.write(_nb(_md("# 03 · An extra chapter")), tmp_path / "03_extra.ipynb")
-    page = delivery.landing_page(course.chapter_paths(folder=tmp_path), readme)
+    page = delivery.landing_page(runner.chapter_paths(folder=tmp_path), readme)
     assert page.startswith("# A course\n\nLearn things.")
     assert "| [00_intro](00_intro.ipynb) | the map |" in page
     assert "| [03_extra](03_extra.ipynb) | 03 · An extra chapter |" in page
@@ -154,7 +150,7 @@ def test_book_has_every_chapter_with_its_figures(built_book):
     html = built_book.parent
     landing = (html / "intro.html").read_text(encoding="utf-8")
     shown = 0
-    for path in course.chapter_paths():
+    for path in runner.chapter_paths():
         page = html / f"{path.stem}.html"
         assert page.is_file(), f"no page for {path.name}"
         assert f'href="{path.stem}.html"' in landing, f"the course map does not link {path.stem}"
@@ -181,7 +177,7 @@ def test_lab_command_uses_this_environment(tmp_path):
     assert env["PATH"].split(os.pathsep) == [str(Path(sys.executable).parent), "/usr/bin"]
     assert env["JUPYTER_PATH"].split(os.pathsep) == [str(Path(sys.prefix) / "share" / "jupyter"), "/elsewhere"]
     default, env = delivery.lab_command(environ={})
-    assert f"--ServerApp.root_dir={course.CHAPTERS}" in default and "--no-browser" not in default
+    assert f"--ServerApp.root_dir={runner.CHAPTERS}" in default and "--no-browser" not in default
     assert "FUSION_KIT_QUICK" not in env and "FUSION_KIT_DEVICE" not in env
     with pytest.raises(FileNotFoundError, match="no folder"):
         delivery.lab_command(tmp_path / "missing")
@@ -189,17 +185,17 @@ def test_lab_command_uses_this_environment(tmp_path):
 
 def test_command_line_dispatches_to_delivery(tmp_path, monkeypatch, capsys):
     launched = []
-    monkeypatch.setattr(delivery.subprocess, "call", lambda argv, env: launched.append((argv, env)) or 0)
-    assert course.main(["lab", "--no-browser", "--port", "8890", "--quick"]) == 0
+    monkeypatch.setattr(cli.subprocess, "call", lambda argv, env: launched.append((argv, env)) or 0)
+    assert cli.main(["lab", "--no-browser", "--port", "8890", "--quick"]) == 0
     (argv, env), = launched
     assert "--port=8890" in argv and "--no-browser" in argv and env["FUSION_KIT_QUICK"] == "1"
-    assert f"--ServerApp.root_dir={course.CHAPTERS}" in argv
-    assert course.main(["lab", str(tmp_path)]) == 0
+    assert f"--ServerApp.root_dir={runner.CHAPTERS}" in argv
+    assert cli.main(["lab", str(tmp_path)]) == 0
     assert f"--ServerApp.root_dir={tmp_path.resolve()}" in launched[-1][0]
-    with pytest.raises(ValueError, match="unknown device 'tpu'"):
-        course.main(["lab", "--device", "tpu"])
-    first = course.chapter_paths()[0]
+    assert cli.main(["lab", "--device", "tpu"]) == 2
+    assert "unknown device 'tpu'" in capsys.readouterr().err
+    first = runner.chapter_paths()[0]
     out = tmp_path / "student"
-    assert course.main(["student", "--out", str(out), "--only", first.name[:2]]) == 0
+    assert cli.main(["student", "--out", str(out), "--only", first.name[:2]]) == 0
     assert [p.name for p in out.iterdir()] == [first.name]
     assert "1 student copies" in capsys.readouterr().out

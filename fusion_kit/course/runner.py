@@ -1,15 +1,13 @@
-"""The ``fusion-kit`` command line: check the set-up, run a demo, execute the course.
+"""Execute the chapters headless with papermill: in course order, stopping at the first failure.
 
-    fusion-kit info                    versions and the device that will be used
-    fusion-kit demo [--quick]          generate the cohort, train unimodal and fused models, print metrics
-    fusion-kit course [--quick] [--only 03,05] [--device cpu] [--out build/course]
-                                       execute every chapter headless with papermill
-    fusion-kit book | student | lab    the course as a static site, student copies, JupyterLab
-                                       (see fusion_kit.delivery)
+    >>> runs = run_chapters(chapter_paths(["03", "05"]), Path("build/course"), quick=True)
+    >>> report(runs, Path("build/course"))      # timings.md, summary.md; 1 if a chapter failed
+
+The command line (``fusion_kit.course.cli``) and the delivery tools (``fusion_kit.course.delivery``)
+build on this module; it imports neither.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -17,55 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["main", "chapter_paths", "run_chapters", "ChapterRun", "versions"]
+__all__ = ["ROOT", "CHAPTERS", "ChapterRun", "chapter_paths", "check_output_folder", "run_chapters", "report"]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHAPTERS = ROOT / "chapters"
-
-
-def versions() -> dict[str, str]:
-    """Versions of the packages the course rests on, and the device ``"auto"`` resolves to."""
-    import monai
-    import numpy
-    import sklearn
-    import torch
-
-    from .core import get_device
-
-    return {
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "monai": monai.__version__,
-        "numpy": numpy.__version__,
-        "scikit-learn": sklearn.__version__,
-        "device": str(get_device("auto")),
-    }
-
-
-# -------------------------------------------------------------------- demo
-def run_demo(quick: bool, device: str) -> int:
-    """Generate the cohort, train each single modality and one fusion model, print a table."""
-    from . import seed_everything
-    from .data import make_brain_cohort, split_dataset
-    from .models import build_model
-    from .train import evaluate, fit
-
-    n, epochs = (400, 8) if quick else (1000, 30)
-    start = time.perf_counter()
-    cohort = make_brain_cohort(n_subjects=n, seed=0)
-    print(f"cohort: {cohort.summary()}\n(generated or loaded in {time.perf_counter() - start:.1f}s)")
-    splits = split_dataset(cohort, seed=0)
-    runs = [("unimodal", [m]) for m in cohort.modalities] + [("concat", list(cohort.modalities))]
-    print(f"\n{'model':<28} {'balanced acc':>12} {'macro AUC':>10} {'seconds':>8}")
-    for strategy, modalities in runs:
-        seed_everything(0)
-        model = build_model(strategy, cohort, modalities=modalities)
-        train, val, test = (s.select(modalities) for s in splits)
-        history = fit(model, train, val, epochs=epochs, device=device, progress=not quick)
-        scores = evaluate(model, test)
-        name = f"{strategy} ({'+'.join(modalities)})"
-        print(f"{name:<28} {scores.balanced_accuracy:>12.3f} {scores.auc:>10.3f} {history.seconds:>8.1f}")
-    return 0
 
 
 # ------------------------------------------------------------------ course
@@ -95,8 +48,10 @@ def chapter_paths(only: Sequence[str] | None = None, folder: Path = CHAPTERS) ->
     paths = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
     if not paths:
         raise FileNotFoundError(f"no chapters found in {folder}")
-    if only:
+    if only is not None:
         wanted = {o.strip().zfill(2) for o in only if o.strip()}
+        if not wanted or not all(w.isdigit() for w in wanted):
+            raise ValueError(f"give chapter numbers such as 03,05 (got {','.join(only)!r})")
         known = {p.name[:2] for p in paths}
         unknown = sorted(wanted - known)
         if unknown:
@@ -112,11 +67,24 @@ def _describe_failure(err: Exception) -> str:
     return f"{where}: {ename}: {str(evalue).splitlines()[0] if evalue else ''}"
 
 
+def check_output_folder(out: Path) -> Path:
+    """Create ``out`` if needed and make sure files can be written there, before any chapter runs."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise PermissionError(f"cannot write to the output folder {out} ({err.strerror or err}); choose another with --out") from None
+    return out
+
+
 def run_chapters(
     paths: Sequence[Path], out: Path, *, quick: bool = False, device: str = "auto", progress: bool = True
 ) -> list[ChapterRun]:
     """Execute each notebook with papermill into ``out``; stop at the first failure."""
-    out.mkdir(parents=True, exist_ok=True)
+    check_output_folder(out)
     settings = {
         "FUSION_KIT_QUICK": "1" if quick else "0",
         "FUSION_KIT_DEVICE": device,
@@ -156,7 +124,7 @@ def _run_each(paths: Sequence[Path], out: Path, progress: bool) -> list[ChapterR
     return runs
 
 
-def _report(runs: list[ChapterRun], out: Path) -> int:
+def report(runs: list[ChapterRun], out: Path) -> int:
     """Print and write the timings (``timings.md``) and the course summary (``summary.md``); 1 if a chapter failed."""
     lines = ["| chapter | seconds | peak memory so far (MiB) | result |", "|---|---:|---:|---|"]
     lines += [f"| {r.name} | {r.seconds:.1f} | {r.peak_mib:.0f} | {r.error or 'ok'} |" for r in runs]
@@ -186,45 +154,3 @@ def _summary(timings: str, out: Path) -> str:
         parts += ["## Capstone entry (chapter 08)\n", (results / "capstone.md").read_text()]
     parts += ["## Chapters\n", timings + "\n"]
     return "\n".join(parts)
-
-
-# -------------------------------------------------------------------- main
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fusion-kit", description="The multimodal fusion course.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("info", help="print versions and the device")
-    demo = sub.add_parser("demo", help="generate data, train unimodal and fused models, print metrics")
-    course = sub.add_parser("course", help="execute every chapter headless (papermill)")
-    for p in (demo, course):
-        p.add_argument("--quick", action="store_true", help="small sizes (sets FUSION_KIT_QUICK=1)")
-        p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
-    course.add_argument("--only", default=None, help="comma-separated chapter numbers, e.g. 03,05")
-    course.add_argument("--out", default="build/course", help="folder for executed notebooks (default build/course)")
-    from . import delivery
-
-    delivery.add_commands(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "info":
-        for key, value in versions().items():
-            print(f"{key:<13} {value}")
-        return 0
-    from . import delivery
-
-    if args.command in delivery.COMMANDS:
-        return delivery.run_command(args)
-    from .core import get_device
-
-    get_device(args.device)  # fail now, with the list of devices, not inside a chapter
-    if args.command == "demo":
-        return run_demo(args.quick, args.device)
-    paths = chapter_paths(args.only.split(",") if args.only else None)
-    out = Path(args.out)
-    return _report(run_chapters(paths, out, quick=args.quick, device=args.device), out)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,10 +1,8 @@
 """Hand the course out: a static book to read, student copies without solutions, JupyterLab for a workshop.
 
-    fusion-kit book    [--out build/book]        the executed chapters as a static HTML site (Jupyter Book 1.x)
-    fusion-kit student [--out build/student] [--run]
-                                                 the chapters without their solutions, exercise outputs cleared
-    fusion-kit lab     [FOLDER] [--ip 0.0.0.0] [--port 8888] [--no-browser] [--quick] [--device cuda]
-                                                 JupyterLab on chapters/ (or FOLDER) with this environment's kernel
+``build_book`` (the executed chapters as a static HTML site, Jupyter Book 1.x), ``write_student_copies``
+(the chapters without their solutions, exercise outputs cleared) and ``lab_command`` (JupyterLab on the
+chapters with this environment's kernel); ``fusion-kit book | student | lab`` call them.
 
 Nothing here executes a chapter unless asked: the book shows the outputs stored in
 ``chapters/``, and student copies keep every output except those of the exercises.
@@ -13,7 +11,6 @@ A solution is a code cell tagged ``solution``; an exercise is a code cell tagged
 """
 from __future__ import annotations
 
-import argparse
 import ast
 import copy
 import os
@@ -24,7 +21,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .course import CHAPTERS, ROOT, chapter_paths
+from .runner import CHAPTERS, ROOT
 
 __all__ = [
     "SOLUTION_TAG",
@@ -39,15 +36,11 @@ __all__ = [
     "landing_page",
     "build_book",
     "lab_command",
-    "COMMANDS",
-    "add_commands",
-    "run_command",
 ]
 
 SOLUTION_TAG = "solution"
 EXERCISE_TAG = "exercise"
 BOOK_TEMPLATE = ROOT / "book"
-COMMANDS = ("book", "student", "lab")
 _CHECK_CALL = re.compile(r"\bexercises\.check_\w+\s*\(")
 _HEADING = re.compile(r"^(#{1,6})\s+\S")
 _WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -413,52 +406,3 @@ def lab_command(
         argv.append("--allow-root")  # Jupyter refuses root without it (containers, cloud GPU machines)
     argv += list(extra)
     return argv, env
-
-
-# -------------------------------------------------------------- command line
-def add_commands(sub) -> None:
-    """Add ``book``, ``student`` and ``lab`` to the ``fusion-kit`` sub-command parser."""
-    book = sub.add_parser("book", help="build the executed chapters into a static HTML site")
-    book.add_argument("--out", default="build/book", help="output folder (default build/book); the site is in OUT/_build/html")
-    student = sub.add_parser("student", help="write student copies of the chapters, without solutions")
-    student.add_argument("--out", default="build/student", help="output folder (default build/student)")
-    student.add_argument("--run", action="store_true", help="then execute every copy with papermill, to check it runs")
-    student.add_argument("--quick", action="store_true", help="with --run: small sizes (FUSION_KIT_QUICK=1)")
-    lab = sub.add_parser("lab", help="open JupyterLab on the chapters with this environment's kernel")
-    lab.add_argument("folder", nargs="?", default=str(CHAPTERS),
-                     help="folder to open (default: chapters/; e.g. build/student for the student copies)")
-    lab.add_argument("--ip", default=None, help="address to listen on; 0.0.0.0 for a workshop room (default localhost)")
-    lab.add_argument("--port", type=int, default=None, help="port (default: Jupyter's, 8888 or the next free one)")
-    lab.add_argument("--no-browser", action="store_true", help="do not open a browser (remote or headless machine)")
-    lab.add_argument("--quick", action="store_true", help="small sizes in every chapter (FUSION_KIT_QUICK=1)")
-    lab.add_argument("--device", default=None, help="device for the chapters: auto (default), cpu, cuda, mps")
-    for p in (book, student):
-        p.add_argument("--only", default=None, help="comma-separated chapter numbers, e.g. 03,05")
-
-
-def run_command(args: argparse.Namespace) -> int:
-    """Run ``fusion-kit book|student|lab`` from parsed arguments."""
-    if args.command == "lab":
-        if args.device:
-            from .core import get_device
-
-            get_device(args.device)  # fail now, with the list of devices
-        argv, env = lab_command(Path(args.folder), ip=args.ip, port=args.port, open_browser=not args.no_browser,
-                                quick=args.quick, device=args.device)
-        print(" ".join(argv))
-        return subprocess.call(argv, env=env)
-    paths = chapter_paths(args.only.split(",") if args.only else None)
-    out = Path(args.out)
-    if args.command == "book":
-        index = build_book(paths, out, quiet=False)
-        print(f"the book ({len(paths)} chapters) is in {index.parent}; open {index}")
-        return 0
-    written = write_student_copies(paths, out)
-    print(f"{len(written)} student copies in {out}: solution cells removed, exercise outputs cleared")
-    if not args.run:
-        return 0
-    from .course import _report, run_chapters
-
-    executed = out / "executed"
-    os.environ.setdefault("FUSION_KIT_RESULTS", str((executed / "results").resolve()))  # chapter 08's tables
-    return _report(run_chapters(written, executed, quick=args.quick), executed)
