@@ -1,5 +1,5 @@
 """fusion_kit: the compact library behind the multimodal fusion course."""
-from .core import cache_dir, get_device, look_up_option, quick_mode, seed_everything
+from .core import cache_dir, get_device, look_up_option, quick_mode, seed_everything, settings, versions
 from .data import MultimodalDataset, split_dataset
 
 __version__ = "0.1.0"
@@ -11,5 +11,7 @@ __all__ = [
     "look_up_option",
     "quick_mode",
     "seed_everything",
+    "settings",
     "split_dataset",
+    "versions",
 ]

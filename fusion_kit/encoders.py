@@ -13,9 +13,12 @@ import torch
 from monai.networks.blocks import Convolution, ResidualUnit
 from torch import Tensor, nn
 
-from .data.dataset import ModalitySpec
+from .data.dataset import ModalitySpec, presence
+from .data.splits import table_statistics
 
-__all__ = ["BATCH_NORM", "ImageEncoder", "TabularEncoder", "build_encoder", "count_parameters", "global_pool"]
+__all__ = [
+    "BATCH_NORM", "ImageEncoder", "TableScaling", "TabularEncoder", "build_encoder", "count_parameters", "global_pool",
+]
 
 # Batch norm whose running statistics follow the last few steps. A quick-size cohort gives a model only
 # a few dozen optimizer steps; with PyTorch's default momentum (0.1) the running statistics then lag the
@@ -119,6 +122,66 @@ class TabularEncoder(nn.Module):
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"tabular encoder expects (B, {self.in_features}); got {tuple(x.shape)}")
         return self.net(x)
+
+
+class TableScaling(nn.Module):
+    """x_m <- (x_m - μ_m) / σ_m for every tabular modality m, with μ and σ from the training set.
+
+    A model carries its tables' statistics (buffers, so checkpoints keep them): ``fit`` sets them once,
+    from the present subjects of the training set, and every later prediction uses the same ones. Raw
+    tables whose columns differ by orders of magnitude (0.1 to 1,000) would otherwise train poorly.
+    A column constant in the training set gets scale 1. Until fitted, it changes nothing.
+    """
+
+    def __init__(self, specs: dict[str, ModalitySpec], enabled: bool = True) -> None:
+        super().__init__()
+        tables = tuple(m for m, s in specs.items() if s.kind == "tabular")
+        self.names = tables if enabled else ()
+        self.unscaled = () if enabled else tables
+        self.feature_names = {m: specs[m].feature_names for m in self.names}
+        for m in self.names:
+            self.register_buffer(f"mean_{m}", torch.zeros(specs[m].channels))
+            self.register_buffer(f"scale_{m}", torch.ones(specs[m].channels))
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+
+    def statistics(self, name: str) -> tuple[Tensor, Tensor]:
+        return getattr(self, f"mean_{name}"), getattr(self, f"scale_{name}")
+
+    @torch.no_grad()
+    def fit(self, data) -> None:
+        """Set μ and σ from the subjects of ``data`` (a MultimodalDataset) that have each table."""
+        for m in self.names:
+            present = presence(data.batch(), [m])[:, 0]
+            mean, scale = table_statistics(data.tensors[m][present].float().cpu())
+            self.statistics(m)[0].copy_(mean)
+            self.statistics(m)[1].copy_(scale)
+        self.fitted.fill_(True)
+
+    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        if not self.names:
+            return batch
+        out = dict(batch)
+        for m in self.names:
+            mean, scale = self.statistics(m)
+            out[m] = (batch[m] - mean.to(batch[m].dtype)) / scale.to(batch[m].dtype)
+        return out
+
+    def describe(self) -> str:
+        """One line per table: its columns' training means and standard deviations."""
+        if self.unscaled:
+            return f"tables: {', '.join(self.unscaled)} used as given (scale_tables=False)"
+        if not self.names:
+            return ""
+        if not bool(self.fitted):
+            return f"tables: {', '.join(self.names)} to be scaled with the training set's mean and sd (set by fit)"
+        lines = []
+        for m in self.names:
+            mean, scale = self.statistics(m)
+            columns = self.feature_names[m] or tuple(str(j) for j in range(len(mean)))
+            pairs = [f"{c} {mu:.3g}±{sd:.3g}" for c, mu, sd in zip(columns, mean.tolist(), scale.tolist())]
+            pairs = ", ".join(pairs[:6]) + (f", ... ({len(pairs)} columns)" if len(pairs) > 6 else "")
+            lines.append(f"{m} scaled by training mean±sd: {pairs}")
+        return "tables: " + "\n              ".join(lines)
 
 
 def build_encoder(spec: ModalitySpec, out_dim: int = 32, **kwargs) -> ImageEncoder | TabularEncoder:

@@ -61,9 +61,9 @@ class _OneImage(nn.Module):
         self.model, self.batch, self.modality = model, batch, modality
 
     def forward(self, x):
-        from .train import _logits
+        from .fusion import logits_of
 
-        return _logits(self.model({**self.batch, self.modality: x}))
+        return logits_of(self.model({**self.batch, self.modality: x}))
 
 
 def grad_cam(model: nn.Module, dataset: MultimodalDataset, index: int, modality: str, class_idx: int | None = None):

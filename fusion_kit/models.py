@@ -14,6 +14,7 @@ import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from torch import nn
 
 from .core import look_up_option
@@ -59,7 +60,7 @@ __all__ = [
     "strategies",
 ]
 
-FAMILIES = ("unimodal", "input", "single_level", "hierarchical", "attention", "output")
+FAMILIES = ("unimodal", "input", "single_level", "hierarchical", "attention", "output", "missing")
 
 STRATEGIES: dict[str, type[FusionModel]] = {
     "unimodal": UnimodalModel,
@@ -144,6 +145,26 @@ def _select(specs: dict[str, ModalitySpec], modalities: Sequence[str] | str | No
     return {m: specs[m] for m in chosen}
 
 
+def _check_option_type(name: str, value, default) -> None:
+    """Refuse an option whose type cannot be what its default is (``rank="4"``, ``lr="3e-3"``, ``dropout=True``)."""
+    number = (int, float, np.integer, np.floating)
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "True or False"
+    elif isinstance(default, int):
+        ok, kind = isinstance(value, (int, np.integer)) and not isinstance(value, bool), "an integer"
+    elif isinstance(default, float):
+        ok, kind = isinstance(value, number) and not isinstance(value, bool), "a number"
+    elif isinstance(default, str):
+        ok, kind = isinstance(value, str), "a string"
+    elif isinstance(default, tuple):
+        ok = isinstance(value, (list, tuple, int, np.integer)) and not isinstance(value, bool)
+        kind = f"a list or tuple such as {default!r}"
+    else:  # None: the class checks it
+        ok, kind = not isinstance(value, str), "a number, not a string"
+    if not ok:
+        raise TypeError(f"option {name} must be {kind}, got {value!r} ({type(value).__name__})")
+
+
 def build_model(
     strategy: str,
     data: MultimodalDataset | Mapping[str, ModalitySpec],
@@ -169,6 +190,8 @@ def build_model(
             hint = difflib.get_close_matches(key, valid, n=1)
             did_you_mean = f" Did you mean {hint[0]!r}?" if hint else ""
             raise ValueError(f"strategy {name!r} has no option {key!r}.{did_you_mean} Its options: {', '.join(valid)}")
+    for key, value in options.items():
+        _check_option_type(key, value, valid[key])
     try:
         model = cls(specs, k, **options)
     except ValueError as err:
@@ -206,6 +229,7 @@ class ModelDescription:
     encoders: int
     fusion: int
     head: int
+    tables: str = ""  # how tabular inputs are scaled
 
     @property
     def total(self) -> int:
@@ -217,6 +241,7 @@ class ModelDescription:
             f"{self.strategy} ({kind}) of {', '.join(self.modalities)}",
             f"  fuses at:   {self.where}",
             f"  parameters: encoders {self.encoders:,} | fusion {self.fusion:,} | head {self.head:,} | total {self.total:,}",
+            *([f"  {self.tables}"] if self.tables else []),
         ])
 
 
@@ -234,4 +259,5 @@ def describe(model: nn.Module) -> ModelDescription:
         modalities=tuple(getattr(model, "modalities", ())),
         where=str(getattr(model, "where", "")),
         **counts,
+        tables=model.scaling.describe() if hasattr(model, "scaling") else "",
     )

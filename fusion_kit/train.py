@@ -10,6 +10,7 @@ batched there by indexing, so the loop costs little beyond the model itself.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -21,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .core import get_device, quick_mode, seed_everything
+from .core import atomic_save, get_device, quick_mode, seed_everything
 from .data.dataset import MultimodalDataset, check_batch
+from .fusion.base import logits_of
 from .metrics import Metrics, classification_metrics
 
 __all__ = [
@@ -68,13 +70,9 @@ class Predictions:
 
 
 # ---------------------------------------------------------------------- helpers
-def _logits(output) -> Tensor:
-    return output if isinstance(output, Tensor) else output.logits
-
-
 def _loss(model: nn.Module, output, label: Tensor) -> Tensor:
     custom = getattr(model, "loss", None)
-    return custom(output, label) if callable(custom) else F.cross_entropy(_logits(output), label)
+    return custom(output, label) if callable(custom) else F.cross_entropy(logits_of(output), label)
 
 
 def _model_specs(model: nn.Module, dataset: MultimodalDataset):
@@ -82,8 +80,9 @@ def _model_specs(model: nn.Module, dataset: MultimodalDataset):
     return specs if specs is not None else dataset.specs
 
 
-def _check_compatible(model: nn.Module, dataset: MultimodalDataset, role: str) -> None:
-    """Fail before any work if ``dataset`` cannot feed ``model``."""
+def _check_compatible(model: nn.Module, dataset: MultimodalDataset, role: str) -> MultimodalDataset:
+    """Fail before any work if ``dataset`` cannot feed ``model``; return it narrowed to the model's
+    modalities, in the model's order (the dataset may list them in any order, and have more)."""
     if not isinstance(dataset, MultimodalDataset):
         raise TypeError(f"{role} must be a MultimodalDataset, got {type(dataset).__name__}")
     if len(dataset) == 0:
@@ -92,16 +91,54 @@ def _check_compatible(model: nn.Module, dataset: MultimodalDataset, role: str) -
     if dataset.num_classes > num_classes:
         raise ValueError(f"{role} set has {dataset.num_classes} classes but the model predicts {num_classes}")
     specs = _model_specs(model, dataset)
+    missing = [m for m in specs if m not in dataset.modalities]
+    if missing:
+        raise KeyError(
+            f"{role} set does not fit the model: it is missing modality {missing[0]!r} (it has "
+            f"{', '.join(dataset.modalities)}; the model was built for {', '.join(specs)})"
+        )
+    dataset = dataset.select(list(specs))
     try:
         check_batch(dataset.batch(slice(0, 2)), specs, num_classes)
     except (KeyError, ValueError) as err:
         raise type(err)(f"{role} set does not fit the model: {err.args[0]}") from None
-    if set(dataset.modalities) != set(specs):
-        dataset_has = ", ".join(dataset.modalities)
-        raise ValueError(
-            f"the model uses modalities {', '.join(specs)} but the {role} set has {dataset_has}; "
-            f"use dataset.select({list(specs)}) so the mask columns match"
-        )
+    if role == "training":
+        never = [m for j, m in enumerate(dataset.modalities) if not bool(dataset.mask[:, j].any())]
+        if never:
+            raise ValueError(
+                f"modality {never[0]!r} is absent for every subject of the training set, so nothing can learn "
+                "from it; build the model without it (modalities=[...])"
+            )
+    return dataset
+
+
+def _check_number(name: str, value, *, low: float = 0.0, strict: bool = True) -> float:
+    """A real number above ``low`` (or at least ``low``); refuses strings, booleans and NaN."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or value != value:
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    if value < low or (strict and value == low):
+        raise ValueError(f"{name} must be {'above' if strict else 'at least'} {low:g}, got {value!r}")
+    return float(value)
+
+
+def _check_integer(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        kind = "a positive integer" if low == 1 else f"an integer of at least {low}"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return int(value)
+
+
+def _check_checkpoint_path(path) -> Path:
+    """The checkpoint file, checked before any training: not a folder, in a folder we can write to."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint {path} is a folder; give a file name, such as {path / 'model.pt'}")
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write checkpoint {path}: {existing} is not a folder you can write to; choose another path")
+    return path
 
 
 def _autocast(device: torch.device, amp: bool):
@@ -159,19 +196,24 @@ def fit(
         progress: show a progress bar; default on, except in quick mode (FUSION_KIT_QUICK=1).
         checkpoint: file to save the kept weights and model config to (written atomically).
     """
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if batch_size is None:
-        batch_size = default_batch_size(len(train))
-    if not isinstance(batch_size, int) or batch_size < 2:
-        raise ValueError(f"batch_size must be an integer of at least 2, got {batch_size!r}")
-    if lr <= 0:
-        raise ValueError(f"lr must be positive, got {lr}")
-    _check_compatible(model, train, "training")
+    epochs = _check_integer("epochs", epochs, 1)
+    if batch_size is not None:
+        batch_size = _check_integer("batch_size", batch_size, 2)
+    lr = _check_number("lr", lr)
+    weight_decay = _check_number("weight_decay", weight_decay, strict=False)
+    if patience is not None:
+        patience = _check_integer("patience", patience, 1)
+    train = _check_compatible(model, train, "training")
+    batch_size = batch_size or default_batch_size(len(train))
     if val is not None:
-        _check_compatible(model, val, "validation")
+        val = _check_compatible(model, val, "validation")
+    if checkpoint is not None:
+        checkpoint = _check_checkpoint_path(checkpoint)
     dev = get_device(device)
     seed_everything(seed)
+    before_fit = getattr(model, "before_fit", None)
+    if callable(before_fit):
+        before_fit(train)
     model.to(dev)
     train_d = train.to(dev)
     val_d = val.to(dev) if val is not None else None
@@ -184,6 +226,12 @@ def fit(
     bar = _progress_bar(epochs, show)
     for epoch in range(1, epochs + 1):
         history.train_loss.append(_train_one_epoch(model, train_d, optimizer, batch_size, generator, dev, amp))
+        if not math.isfinite(history.train_loss[-1]):
+            bar.close()
+            raise FloatingPointError(
+                f"the training loss became {history.train_loss[-1]} in epoch {epoch}: the weights diverged; "
+                f"lower the learning rate (lr={lr:g}, try lr={lr / 10:g}) and check the inputs for extreme values"
+            )
         if val_d is not None:
             val_loss, val_bacc = _validate(model, val_d, dev, amp)
             history.val_loss.append(val_loss)
@@ -251,7 +299,7 @@ def _validate(model, data: MultimodalDataset, dev, amp: bool) -> tuple[float, fl
         with _autocast(dev, amp):
             output = model(batch)
             losses.append(_loss(model, output, batch["label"]).float() * len(idx))
-        probs.append(_logits(output).float().softmax(-1))
+        probs.append(logits_of(output).float().softmax(-1))
     loss = float(torch.stack(losses).sum()) / len(data)
     metrics = classification_metrics(data.labels.cpu().numpy(), torch.cat(probs).cpu().numpy())
     return loss, metrics.balanced_accuracy
@@ -282,14 +330,14 @@ def _concat(parts: list):
 @torch.no_grad()
 def predict(model: nn.Module, dataset: MultimodalDataset, *, batch_size: int = 256, device: str | None = None) -> Predictions:
     """Class probabilities (and attention or per-modality probabilities where the model gives them)."""
-    _check_compatible(model, dataset, "prediction")
+    dataset = _check_compatible(model, dataset, "prediction")
     dev = get_device(device) if device is not None else _model_device(model)
     model.to(dev).eval()
     data = dataset.to(dev)
     probs, attention, modality = [], [], []
     for idx in torch.arange(len(data), device=dev).split(batch_size):
         output = model(data.batch(idx))
-        probs.append(_to_numpy(_logits(output).float().softmax(-1)))
+        probs.append(_to_numpy(logits_of(output).float().softmax(-1)))
         attention.append(_to_numpy(getattr(output, "attention", None)))
         per_modality = getattr(output, "modality_logits", None)
         modality.append(_to_numpy({k: v.float().softmax(-1) for k, v in per_modality.items()}) if per_modality else None)
@@ -318,20 +366,34 @@ def model_config(model: nn.Module) -> dict:
 
 def save_checkpoint(model: nn.Module, path: str | os.PathLike) -> Path:
     """Save weights and config atomically (a temporary file, then a rename)."""
-    from .data.io import atomic_save
-
     path = Path(path)
     payload = {"config": model_config(model), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     atomic_save(payload, path)
     return path
 
 
+def _read_checkpoint(path: Path) -> dict:
+    """The saved payload, or an error naming the file and what is wrong with it."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"checkpoint {path} is empty (0 bytes): it was not saved completely; save it again")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, pickle error, not a torch file ...
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"checkpoint {path} cannot be read ({reason}); it is truncated or not a file written by save_checkpoint"
+        ) from None
+    if not isinstance(payload, dict) or "state_dict" not in payload or "config" not in payload:
+        raise ValueError(f"{path} is not a checkpoint written by fusion_kit.train.save_checkpoint (no config and weights)")
+    return payload
+
+
 def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Load weights saved by ``save_checkpoint`` into ``model``, refusing a different configuration."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = _read_checkpoint(path)
     saved, current = payload.get("config", {}), model_config(model)
     diffs = [f"{k}: checkpoint {saved.get(k)!r}, model {current[k]!r}" for k in current if saved.get(k) != current[k]]
     if diffs:

@@ -160,9 +160,9 @@ def train_and_show(splits, modalities, strategy, *, epochs: int = 30, seed: int 
 def run_and_show(splits, item, *, epochs: int = 30, seed: int = 0, device: str = "auto", **fit_kwargs) -> PanelResult:
     """Train a Setup, or a ``CompleteCases`` protocol (chapter 07), and show its learning curves and confusion matrix."""
     from . import viz
-    from .experiment import run_any
+    from .experiment import run
 
-    result = run_any(splits, item, epochs=epochs, seed=seed, device=device, progress=True, **fit_kwargs)
+    result = run(splits, item, epochs=epochs, seed=seed, device=device, progress=True, **fit_kwargs)
     text = _status(result)
     return PanelResult(viz.plot_result(result), text, result)
 

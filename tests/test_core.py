@@ -62,3 +62,48 @@ def test_network_is_refused_inside_tests():
 
     with pytest.raises(RuntimeError, match="must work offline"):
         socket.create_connection(("127.0.0.1", 9), timeout=1)
+
+
+def test_settings_read_the_environment_with_one_meaning(monkeypatch, tmp_path):
+    for value, quick in (("1", True), ("true", True), ("on", True), ("0", False), ("", False), ("no", False)):
+        monkeypatch.setenv("FUSION_KIT_QUICK", value)
+        assert fk.settings().quick is quick and fk.quick_mode() is quick
+    monkeypatch.setenv("FUSION_KIT_QUICK", "maybe")
+    with pytest.raises(ValueError, match="FUSION_KIT_QUICK='maybe'.*1.*or 0"):
+        fk.settings()
+    monkeypatch.setenv("FUSION_KIT_QUICK", "1")
+    monkeypatch.setenv("FUSION_KIT_DEVICE", "cpu")
+    monkeypatch.setenv("FUSION_KIT_RESULTS", str(tmp_path / "r"))
+    assert fk.settings().device == "cpu" and fk.settings().results == tmp_path / "r"
+    assert fk.get_device("auto") == torch.device("cpu")  # "auto" follows FUSION_KIT_DEVICE
+    monkeypatch.setenv("FUSION_KIT_DEVICE", "gpu")
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        fk.get_device("auto")
+
+
+def test_saved_files_follow_the_umask_and_stale_temporaries_go(tmp_path):
+    import os
+    import time
+
+    from fusion_kit.core import atomic_save
+
+    old = os.umask(0o022)
+    try:
+        atomic_save({"x": 1}, tmp_path / "a.pt")
+        assert (tmp_path / "a.pt").stat().st_mode & 0o777 == 0o644  # readable by others, like any new file
+        os.umask(0o077)
+        atomic_save({"x": 1}, tmp_path / "b.pt")
+        assert (tmp_path / "b.pt").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
+    dead = tmp_path / ".a.pt.999999999.abc.tmp"  # left by a process that is gone
+    dead.write_bytes(b"half")
+    ancient = tmp_path / ".a.pt.1.abc.tmp"
+    ancient.write_bytes(b"half")
+    os.utime(ancient, (time.time() - 3 * 86400,) * 2)
+    mine = tmp_path / f".a.pt.{os.getpid()}.xyz.tmp"  # a save of this very process may still be writing it
+    mine.write_bytes(b"busy")
+    other = tmp_path / ".b.pt.999999999.abc.tmp"  # another file's temporary: not ours to remove
+    other.write_bytes(b"half")
+    atomic_save({"x": 2}, tmp_path / "a.pt")
+    assert not dead.exists() and not ancient.exists() and mine.exists() and other.exists()

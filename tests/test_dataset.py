@@ -123,7 +123,7 @@ def test_check_batch_messages(toy):
 
 
 def test_subsample_is_stratified_and_checked(toy):
-    from fusion_kit.data.dataset import subsample
+    from fusion_kit.data import subsample
 
     half = subsample(toy, 0.5, seed=0)
     assert len(half) == 120 and set(half.class_counts().values()) == {40}

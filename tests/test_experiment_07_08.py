@@ -5,20 +5,9 @@ import torch
 
 from fusion_kit.data import split_dataset
 from fusion_kit.data.missingness import mask_modality
-from fusion_kit.experiment import (
-    MISSING_STRATEGIES,
-    CompleteCases,
-    FallbackModel,
-    Setup,
-    compare,
-    compare_any,
-    markdown_table,
-    missing_strategy,
-    paired_comparison,
-    run,
-    run_any,
-    write_table,
-)
+from fusion_kit.experiment import MISSING_STRATEGIES, CompleteCases, Setup, compare, missing_strategy, run
+from fusion_kit.fusion import FallbackModel
+from fusion_kit.report import markdown_table, paired_comparison, write_table
 from fusion_kit.train import predict
 
 from conftest import make_toy_dataset
@@ -47,7 +36,7 @@ def test_every_missing_strategy_builds_a_setup():
 
 def test_complete_cases_scores_every_test_subject(masked_splits):
     item = CompleteCases(Setup("concat", ("mri", "clinical"), SMALL), Setup("unimodal", ("clinical",), SMALL))
-    result = run_any(masked_splits, item, epochs=3, progress=False)
+    result = run(masked_splits, item, epochs=3, progress=False)
     assert result.metrics.n == len(masked_splits.test) and result.family == "missing"
     assert result.setup.label == "concat (mri+clinical), complete cases"
     model = result.model
@@ -62,7 +51,7 @@ def test_complete_cases_scores_every_test_subject(masked_splits):
     assert np.allclose(mixed[complete], main[complete], atol=1e-5)
     assert np.allclose(mixed[~complete], backup[~complete], atol=1e-5)
     # a trained fallback is reused, not retrained
-    again = run_any(masked_splits, CompleteCases(item.setup, run(masked_splits, item.fallback, epochs=2, progress=False)),
+    again = run(masked_splits, CompleteCases(item.setup, run(masked_splits, item.fallback, epochs=2, progress=False)),
                     epochs=3, progress=False)
     assert again.seconds < result.seconds + 5
 
@@ -74,10 +63,10 @@ def test_fallback_must_use_a_subset(masked_splits):
         FallbackModel(a, b)
 
 
-def test_compare_any_mixes_setups_and_complete_cases(masked_splits):
+def test_compare_mixes_setups_and_complete_cases(masked_splits):
     items = [CompleteCases(Setup("concat", ("mri", "clinical"), SMALL), Setup("unimodal", ("clinical",), SMALL), "cc"),
              Setup("average", ("mri", "clinical"), SMALL, name="avg")]
-    table = compare_any(masked_splits, items, seeds=(0, 1), epochs=2, progress=False).table()
+    table = compare(masked_splits, items, seeds=(0, 1), epochs=2, progress=False).table()
     assert list(table.index) == ["cc", "avg"] and (table["seeds"] == 2).all()
     assert table.loc["cc", "family"] == "missing"
 
@@ -87,7 +76,7 @@ def test_paired_comparison(masked_splits):
     setups = [Setup("unimodal", ("mri",), SMALL), Setup("concat", ("mri", "clinical"), SMALL),
               Setup("unimodal", ("clinical",), SMALL)]
     comparison = compare(splits, setups, seeds=(0, 1, 2), epochs=3, progress=False)
-    stats = paired_comparison(comparison, splits, "unimodal (mri)", n_boot=300)
+    stats = paired_comparison(comparison, "unimodal (mri)", n_boot=300)
     assert list(stats.index) == ["concat (mri+clinical)", "unimodal (clinical)"]
     assert {"diff", "wins", "seed_low", "seed_high", "boot_low", "boot_high", "p_boot"} <= set(stats.columns)
     table = comparison.table()
@@ -96,12 +85,12 @@ def test_paired_comparison(masked_splits):
         assert row["diff"] == pytest.approx(expected, abs=1e-9)
         assert row["seed_low"] <= row["diff"] <= row["seed_high"]
         assert row["boot_low"] <= row["boot_high"] and 0 <= row["p_boot"] <= 1
-    same = paired_comparison(comparison, splits, "unimodal (mri)", n_boot=300)
+    same = paired_comparison(comparison, "unimodal (mri)", n_boot=300)
     pd.testing.assert_frame_equal(stats, same)  # seeded resampling
     one_seed = compare(splits, setups[:2], seeds=(0,), epochs=1, progress=False)
-    assert np.isnan(paired_comparison(one_seed, splits, "unimodal (mri)", n_boot=50)["seed_low"]).all()
+    assert np.isnan(paired_comparison(one_seed, "unimodal (mri)", n_boot=50)["seed_low"]).all()
     with pytest.raises(KeyError, match="no runs named"):
-        paired_comparison(comparison, splits, "nope")
+        paired_comparison(comparison, "nope")
 
 
 def test_markdown_and_files(tmp_path):

@@ -233,8 +233,8 @@ def test_demo_cohort_can_be_regenerated_identically(tmp_path):
     csv = write_demo_cohort(tmp_path / "demo")
     assert csv.read_text() == (DEMO_COHORT / "participants.csv").read_text()
     fresh, committed = load_manifest(csv), load_manifest(DEMO_COHORT / "participants.csv")
-    for key in fresh.modalities:
-        assert torch.equal(fresh.tensors[key], committed.tensors[key])
+    for key in fresh.modalities:  # the same to float32 rounding: other CPUs and library versions differ in the last bits
+        torch.testing.assert_close(fresh.tensors[key], committed.tensors[key], rtol=0, atol=1e-4)
     # rewriting over an existing export replaces it cleanly
     shutil.copy(csv, tmp_path / "demo" / "notes.txt")
     write_demo_cohort(tmp_path / "demo")

@@ -1,21 +1,29 @@
-"""Data: the batch contract, the synthetic brain cohort, on-disk datasets and splits."""
+"""Data: the batch contract, the synthetic brain cohort, splits and folds, on-disk datasets."""
 from .cohort import CLASS_NAMES, CLINICAL_FEATURES, make_brain_cohort
-from .dataset import ModalitySpec, MultimodalDataset, Splits, check_batch, split_dataset, standardize
-from .io import export_cohort, load_dataset, load_manifest, save_dataset, write_demo_cohort
+from .dataset import ModalitySpec, MultimodalDataset, batch_modalities, check_batch, encode_labels, presence
+from .io import DEMO_COHORT, export_cohort, load_dataset, load_manifest, save_dataset, write_demo_cohort
+from .splits import Splits, kfold, split_by, split_dataset, standardize, subsample
 
 __all__ = [
     "CLASS_NAMES",
     "CLINICAL_FEATURES",
+    "DEMO_COHORT",
     "ModalitySpec",
     "MultimodalDataset",
     "Splits",
+    "batch_modalities",
     "check_batch",
+    "encode_labels",
     "export_cohort",
+    "kfold",
     "load_dataset",
     "load_manifest",
     "make_brain_cohort",
+    "presence",
     "save_dataset",
+    "split_by",
     "split_dataset",
     "standardize",
+    "subsample",
     "write_demo_cohort",
 ]

@@ -24,8 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..core import cache_dir
-from .io import atomic_save
+from ..core import atomic_save, cache_dir
 
 __all__ = [
     "FIELD_OF_VIEW_MM",

@@ -13,10 +13,11 @@ subject of each problem, so bad input fails before any training.
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
-import tempfile
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -24,14 +25,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..core import cache_dir, look_up_option
-from .dataset import MultimodalDataset
+from ..core import atomic_save, cache_dir, look_up_option
+from .dataset import MultimodalDataset, encode_labels
 
 __all__ = ["save_dataset", "load_dataset", "export_cohort", "load_manifest", "write_demo_cohort", "DEMO_COHORT"]
 
 DEMO_COHORT = Path(__file__).resolve().parents[2] / "datasets" / "demo_cohort"
 _FORMAT = "fusion_kit.MultimodalDataset/1"
 NAN_POLICIES = ("raise", "absent")
+COURSE_CLASSES = ("CN", "MCI", "AD")  # labels among these keep this order (the course's), others sort
 
 
 # ------------------------------------------------------------------------------- cache format
@@ -52,19 +54,6 @@ def _split_meta(meta: Mapping) -> tuple[dict[str, Tensor], dict[str, Tensor], st
     except TypeError as err:
         raise TypeError(f"meta values must be arrays, tensors or JSON-like (dict, list, str, number): {err}") from None
     return arrays, tensors, text
-
-
-def atomic_save(obj, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then ``os.replace``: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def save_dataset(dataset: MultimodalDataset, path: str | os.PathLike) -> Path:
@@ -126,18 +115,38 @@ def _tabular_table(dataset: MultimodalDataset, name: str) -> tuple[list[str], np
     return columns, values
 
 
+EXPORT_RECORD = ".fusion_kit_export.json"  # what an export wrote, so a later export removes only that
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _check_subject_ids(dataset: MultimodalDataset) -> None:
+    """Subject ids become file names: refuse any that could leave the folder or be mistaken for another file."""
+    for sid in dataset.subject_ids:
+        if not _SAFE_ID.match(sid) or ".." in sid:
+            raise ValueError(
+                f"subject id {sid!r} is not a safe file name (letters, digits, '.', '_' and '-', not starting with "
+                "'.' and without '..'); rename the subject before exporting"
+            )
+
+
 def _remove_old_export(folder: Path) -> None:
-    """Delete what a previous export wrote (participants.csv and images/sub-*_*.nii.gz), nothing else."""
+    """Delete what a previous export recorded writing (and its participants.csv), nothing else."""
+    record = folder / EXPORT_RECORD
+    written = json.loads(record.read_text()) if record.is_file() else []
+    for rel in written:
+        target = (folder / rel).resolve()
+        if target.parent == (folder / "images").resolve() and target.is_file():
+            target.unlink()
     (folder / "participants.csv").unlink(missing_ok=True)
-    for old in (folder / "images").glob("sub-*_*.nii.gz"):
-        old.unlink()
+    record.unlink(missing_ok=True)
 
 
 def export_cohort(dataset: MultimodalDataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write ``dataset`` as NIfTI images plus ``participants.csv``; returns the CSV path.
 
     Each present image is ``images/<subject>_<modality>.nii.gz`` (float32, single channel, with the
-    dataset's voxel-to-mm affine). The CSV has ``subject_id``, ``label`` (class name), one column of
+    dataset's voxel-to-mm affine); subject ids must be safe file names. ``overwrite=True`` first removes
+    the files an earlier export recorded writing (in ``.fusion_kit_export.json``), and nothing else. The CSV has ``subject_id``, ``label`` (class name), one column of
     relative image paths per image modality (empty when absent), then the tabular features (raw
     units when ``meta['clinical_raw']`` exists; empty cells when absent). ``load_manifest`` reads it back.
     """
@@ -148,6 +157,7 @@ def export_cohort(dataset: MultimodalDataset, path: str | os.PathLike, *, overwr
     csv_path = folder / "participants.csv"
     if csv_path.exists() and not overwrite:
         raise FileExistsError(f"{csv_path} exists; pass overwrite=True to replace that export")
+    _check_subject_ids(dataset)
     images = [m for m, s in dataset.specs.items() if s.kind == "image"]
     for m in images:
         if dataset.specs[m].channels != 1:
@@ -156,6 +166,7 @@ def export_cohort(dataset: MultimodalDataset, path: str | os.PathLike, *, overwr
     if overwrite:
         _remove_old_export(folder)
     (folder / "images").mkdir(exist_ok=True)
+    written: list[str] = []
     table: dict[str, list] = {"subject_id": list(dataset.subject_ids)}
     table["label"] = [dataset.class_names[k] for k in dataset.labels.cpu().tolist()]
     for m in images:
@@ -169,12 +180,14 @@ def export_cohort(dataset: MultimodalDataset, path: str | os.PathLike, *, overwr
             rel = f"images/{sid}_{m}.nii.gz"
             nib.save(nib.Nifti1Image(dataset.tensors[m][i, 0].cpu().numpy().astype(np.float32), affine), folder / rel)
             paths.append(rel)
+            written.append(rel)
         table[m] = paths
     for m, spec in dataset.specs.items():
         if spec.kind == "tabular":
             columns, values = _tabular_table(dataset, m)
             table.update({c: values[:, k] for k, c in enumerate(columns)})
     pd.DataFrame(table).to_csv(csv_path, index=False, float_format="%.6g")
+    (folder / EXPORT_RECORD).write_text(json.dumps(written, indent=0) + "\n")
     return csv_path
 
 
@@ -193,14 +206,14 @@ def _where(frame, row: int, id_column: str) -> str:
     return f"line {row + 2} (subject {sid})" if isinstance(sid, str) and sid else f"line {row + 2}"
 
 
-def _read_table(csv_path: Path, id_column: str, label_column: str, image_columns: Sequence[str]):
+def _read_table(csv_path: Path, id_column: str, label_column: str, image_columns: Sequence[str], na_values=None):
     import pandas as pd
 
     if not csv_path.is_file():
         raise FileNotFoundError(f"manifest {csv_path} not found; give the path to your participants CSV")
     text_columns = {c: str for c in (id_column, label_column, *image_columns)}
     try:
-        frame = pd.read_csv(csv_path, dtype=text_columns, skipinitialspace=True)
+        frame = pd.read_csv(csv_path, dtype=text_columns, skipinitialspace=True, na_values=na_values)
     except Exception as err:
         raise ValueError(f"could not read {csv_path} as a CSV file: {err}") from None
     needed = [id_column, label_column, *image_columns]
@@ -228,50 +241,103 @@ def _check_ids(frame, id_column: str) -> list[str]:
     return ids.tolist()
 
 
-def _check_labels(frame, label_column: str, id_column: str, class_names: Sequence[str] | None) -> tuple[np.ndarray, tuple[str, ...]]:
-    from .cohort import CLASS_NAMES
+def _likely_class(label: str, others: Sequence[str]) -> str | None:
+    """The class a mistyped label most likely meant: a close spelling, else the one class with its initial."""
+    lower = {o.lower(): o for o in others}
+    close = difflib.get_close_matches(label.lower(), list(lower), n=1, cutoff=0.6)
+    if close:
+        return lower[close[0]]
+    same_initial = [o for o in others if o[:1].lower() == label[:1].lower()]
+    return same_initial[0] if len(same_initial) == 1 else None
 
+
+def _check_rare_labels(frame, labels, id_column: str, label_column: str) -> None:
+    """A label carried by one subject only is far more often a typo than a class: refuse it, naming the row."""
+    counts = labels.value_counts()
+    if len(counts) < 2:
+        return
+    for value, count in counts.items():
+        if count == 1:
+            row = int(np.flatnonzero((labels == value).to_numpy())[0])
+            others = [str(v) for v in counts.index if v != value and counts[v] > 1]
+            guess = _likely_class(str(value), others)
+            hint = f" (did you mean {guess!r}?)" if guess else ""
+            raise ValueError(
+                f"{_where(frame, row, id_column)} has {label_column} {value!r}{hint}, the only subject of that class; "
+                "fix the label, or pass class_names= (or allow_rare_classes=True) to keep a class of one subject"
+            )
+
+
+def _check_labels(
+    frame, label_column: str, id_column: str, class_names: Sequence[str] | None, allow_rare: bool
+) -> tuple[np.ndarray, tuple[str, ...]]:
     labels = frame[label_column]
     for row in np.flatnonzero(labels.isna().to_numpy()):
         raise ValueError(f"{_where(frame, row, id_column)} has no {label_column!r}; label it or drop the row")
     labels = labels.astype(str).str.strip()
     if class_names is None:
+        if not allow_rare:
+            _check_rare_labels(frame, labels, id_column, label_column)
         found = set(labels)
-        names = tuple(c for c in CLASS_NAMES if c in found) if found <= set(CLASS_NAMES) else tuple(sorted(found))
+        names = tuple(c for c in COURSE_CLASSES if c in found) if found <= set(COURSE_CLASSES) else None
     else:
         names = tuple(str(c) for c in class_names)
-    for row, value in enumerate(labels):
-        if value not in names:
-            raise ValueError(
-                f"{_where(frame, row, id_column)} has label {value!r}, which is not one of {', '.join(names)}; "
-                "fix the label or pass class_names="
-            )
-    return np.array([names.index(v) for v in labels], dtype=np.int64), names
+        for row, value in enumerate(labels):
+            if value not in names:
+                raise ValueError(
+                    f"{_where(frame, row, id_column)} has label {value!r}, which is not one of {', '.join(names)}; "
+                    "fix the label or pass class_names="
+                )
+    codes, names = encode_labels(labels.tolist(), names)
+    return codes.numpy(), names
+
+
+def _numeric_column(frame, c: str, id_column: str):
+    """The column as numbers, or None for a text column; a lone non-number among numbers is an error."""
+    import pandas as pd
+
+    numbers = pd.to_numeric(frame[c], errors="coerce")
+    bad = numbers.isna() & frame[c].notna()
+    if not bad.any():
+        return numbers
+    if numbers.notna().sum() <= bad.sum():
+        return None  # mostly text: not a feature column
+    row = int(np.flatnonzero(bad.to_numpy())[0])
+    value = frame[c].iloc[row]
+    raise ValueError(
+        f"{_where(frame, row, id_column)}: column {c!r} holds {value!r}, not a number, while its other cells are numbers; "
+        f"fix the cell, leave the column out (tabular_columns=[...]), or read it as missing with na_values=[{value!r}] "
+        "(then nan_policy='absent' marks that subject's table absent)"
+    )
 
 
 def _tabular(frame, columns: Sequence[str] | None, reserved: Sequence[str], id_column: str, nan_policy: str):
-    """The numeric table (N, F), its column names, which subjects have it, and skipped columns."""
-    import pandas as pd
-
+    """The numeric table (N, F), its column names, which subjects have it, and skipped (text) columns."""
+    skipped: list[str] = []
     if columns is None:
-        candidates = [c for c in frame.columns if c not in reserved]
-        columns = [c for c in candidates if pd.api.types.is_numeric_dtype(frame[c])]
-        skipped = [c for c in candidates if c not in columns]
+        numeric = {}
+        for c in (c for c in frame.columns if c not in reserved):
+            values = _numeric_column(frame, c, id_column)
+            if values is None:
+                skipped.append(str(c))
+            else:
+                numeric[c] = values
+        columns = list(numeric)
     else:
-        columns, skipped = list(columns), []
+        columns = list(columns)
         for c in columns:
             if c not in frame.columns:
                 raise ValueError(f"no column {c!r} for tabular_columns; the CSV has {', '.join(map(str, frame.columns))}")
+        numeric = {}
+        for c in columns:
+            values = _numeric_column(frame, c, id_column)
+            if values is None:
+                row = int(np.flatnonzero(frame[c].notna().to_numpy())[0])
+                raise ValueError(f"{_where(frame, row, id_column)}: column {c!r} holds {frame[c].iloc[row]!r}, not a number")
+            numeric[c] = values
     if not columns:
         return None, [], None, skipped
-    values = np.empty((len(frame), len(columns)))
-    for k, c in enumerate(columns):
-        numbers = pd.to_numeric(frame[c], errors="coerce")
-        bad = numbers.isna() & frame[c].notna()
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ValueError(f"{_where(frame, row, id_column)}: column {c!r} holds {frame[c].iloc[row]!r}, not a number")
-        values[:, k] = numbers.to_numpy(dtype=float)
+    values = np.stack([numeric[c].to_numpy(dtype=float) for c in columns], 1)
     holes = np.isnan(values)
     if holes.any() and nan_policy == "raise":
         row, col = (int(v) for v in np.argwhere(holes)[0])
@@ -315,6 +381,25 @@ def _read_image(path: Path, image_size: int | None, scale_intensity: bool) -> Te
     return torch.as_tensor(np.asarray(Compose(steps)(image)), dtype=torch.float32) if steps else image
 
 
+def _root_cause(err: BaseException) -> str:
+    """The innermost reason of an error chain ("compressed file ended before ..."), not a wrapper's."""
+    seen = set()
+    while id(err) not in seen and (err.__cause__ or err.__context__) is not None:
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[-1] if text else 'unreadable'}"
+
+
+def _shape_hint(shape: tuple, first: tuple, image_size: int | None) -> str:
+    if len(shape) != len(first):
+        return (f"one is {len(first) - 1}D and the other {len(shape) - 1}D; give images of one dimensionality "
+                "(a slice stored as (x, y, 1) is read as 2D)")
+    if shape[0] != first[0]:
+        return "their channel counts differ; give every image of a modality the same channels"
+    return "pass image_size= to resize them all" if image_size is None else "resize them to one shape first"
+
+
 def _load_images(frame, column: str, paths: list[Path | None], id_column: str, image_size: int | None, scale: bool) -> Tensor:
     """Stack one image column into (N, C, *spatial); absent subjects get zeros; shapes must agree."""
     images: list[Tensor | None] = []
@@ -326,17 +411,17 @@ def _load_images(frame, column: str, paths: list[Path | None], id_column: str, i
         try:
             image = _read_image(path, image_size, scale)
         except Exception as err:
-            reason = str(err).splitlines()[0] if str(err) else "unreadable"
             raise ValueError(
                 f"{_where(frame, row, id_column)}: could not read {column} image {path.name} "
-                f"({type(err).__name__}: {reason}); is it a valid NIfTI or image file?"
+                f"({_root_cause(err)}); is it a complete, valid NIfTI or image file?"
             ) from None
         if first_shape is None:
             first_shape, first_row = tuple(image.shape), row
         elif tuple(image.shape) != first_shape:
             raise ValueError(
                 f"{_where(frame, row, id_column)}: {column} image has shape {tuple(image.shape)} but "
-                f"{_where(frame, first_row, id_column)} has {first_shape}; pass image_size= to resize them all"
+                f"{_where(frame, first_row, id_column)} has {first_shape}; "
+                + _shape_hint(tuple(image.shape), first_shape, image_size)
             )
         images.append(image)
     zeros = torch.zeros(first_shape)
@@ -365,6 +450,8 @@ def load_manifest(
     image_size: int | None = None,
     scale_intensity: bool = False,
     nan_policy: str = "raise",
+    na_values: Sequence[str] | None = None,
+    allow_rare_classes: bool = False,
     cache: bool = False,
 ) -> MultimodalDataset:
     """Read a participants CSV and its images into a MultimodalDataset (the same contract as the cohort).
@@ -374,18 +461,23 @@ def load_manifest(
         image_columns: columns of image paths, one modality each, in this order. Images are read with
             MONAI ``LoadImage`` + ``EnsureChannelFirst`` as stored (no reorientation); a trailing
             singleton axis is dropped, so a slice saved as (x, y, 1) is a 2D image.
-        tabular_columns: feature columns of the table; None takes every remaining numeric column
-            (non-numeric ones are skipped and listed in ``meta['skipped_columns']``). Values are kept
-            as they are: standardise them with ``fusion_kit.data.standardize`` after splitting.
+        tabular_columns: feature columns of the table; None takes every remaining numeric column.
+            Columns of text are skipped and listed in ``meta['skipped_columns']`` (and by ``summary()``);
+            a lone non-number in an otherwise numeric column is an error naming the cell. Values are
+            kept as they are: models built with ``build_model`` scale them with the training set's
+            statistics (``fusion_kit.data.standardize`` does it explicitly).
         label_column / class_names: class name per row. Without ``class_names`` the classes are the
             course's ("CN", "MCI", "AD") in that order (those present) when the labels are among them,
-            else the sorted distinct labels.
+            else the distinct labels, numerically when they are integers ('2' before '10'), else
+            alphabetically; a label only one subject has is refused as a likely typo.
         id_column: unique subject ids.
         tabular_name: the name of the tabular modality.
         image_size: resize every image to this side (MONAI ``Resize``); otherwise shapes must agree.
         scale_intensity: rescale each image to [0, 1] (MONAI ``ScaleIntensity``).
         nan_policy: an empty cell in a feature column either raises an error ("raise", the default:
             impute or drop first) or marks that subject's whole table absent ("absent": mask False, zeros).
+        na_values: extra cell values to read as empty, such as ``["unknown", "n/a"]``.
+        allow_rare_classes: keep a class that only one subject has (without ``class_names``).
         cache: keep the loaded dataset in ``cache_dir()``, keyed by the CSV, the settings and the image
             files' sizes and times; nothing is written unless the whole load succeeded.
 
@@ -397,16 +489,17 @@ def load_manifest(
     csv_path = Path(csv_path).expanduser().resolve()
     nan_policy = look_up_option(nan_policy, NAN_POLICIES, "nan_policy")
     image_columns = [image_columns] if isinstance(image_columns, str) else list(image_columns)
-    frame = _read_table(csv_path, id_column, label_column, image_columns)
+    frame = _read_table(csv_path, id_column, label_column, image_columns, na_values)
     ids = _check_ids(frame, id_column)
-    labels, names = _check_labels(frame, label_column, id_column, class_names)
+    labels, names = _check_labels(frame, label_column, id_column, class_names, allow_rare_classes)
     reserved = [id_column, label_column, *image_columns]
     table, columns, table_present, skipped = _tabular(frame, tabular_columns, reserved, id_column, nan_policy)
     if not image_columns and table is None:
         raise ValueError(f"{csv_path.name} gives no image columns and no numeric feature columns: nothing to learn from")
     paths = {c: _image_paths(frame, c, csv_path.parent, id_column) for c in image_columns}
     settings = dict(image_columns=image_columns, tabular_columns=columns, label_column=label_column, class_names=names,
-                    id_column=id_column, tabular_name=tabular_name, image_size=image_size, scale=scale_intensity, nan=nan_policy)
+                    id_column=id_column, tabular_name=tabular_name, image_size=image_size, scale=scale_intensity, nan=nan_policy,
+                    na_values=na_values)
     cache_path = _manifest_cache_path(csv_path, settings, [p for ps in paths.values() for p in ps if p]) if cache else None
     if cache_path is not None and cache_path.exists():
         return load_dataset(cache_path)

@@ -41,7 +41,8 @@ def check_capstone(setup, splits, benchmark, results_dir, *, seeds=(0,), epochs:
     ``name.csv`` and ``name.md`` to ``results_dir``, and checks that it beats chance by
     ``chance_margin`` and appears in the written table. On success the feedback carries ``.table``.
     """
-    from ..experiment import Comparison, Setup, compare, write_table
+    from ..experiment import Comparison, Setup, compare
+    from ..report import write_table
     from ..models import build_model
 
     if unsolved(setup):

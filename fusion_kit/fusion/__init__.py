@@ -5,7 +5,8 @@
 - ``hierarchical``: fusion at several depths of the encoders.
 - ``attention``: learned per-subject weights over modalities, channels, places or tokens.
 - ``output``: one classifier per modality, decisions combined (voting, stacking, Dempster-Shafer).
-- ``missing``: modality dropout, imputation and masking tools that every family uses.
+- ``masking``: modality dropout, imputation and masked attention, tools every family uses.
+- ``missing``: methods for incomplete data that combine whole models (complete cases with a fallback).
 
 ``fusion_kit.models`` holds the registry; build models with ``build_model(name, data)``.
 """
@@ -17,10 +18,11 @@ from .attention import (
     SpatialAttention,
     TransformerFusion,
 )
-from .base import FusionModel, FusionOutput, RepresentationFusion, UnimodalModel
+from .base import FusionModel, FusionOutput, RepresentationFusion, UnimodalModel, logits_of
 from .hierarchical import HierarchicalFusion
 from .input import ChannelStackFusion, TabularChannelsFusion
-from .missing import IMPUTE_KINDS, Imputer, ModalityDropout, masked_mean, masked_softmax
+from .masking import IMPUTE_KINDS, Imputer, ModalityDropout, masked_mean, masked_softmax
+from .missing import FallbackModel
 from .output import (
     AverageFusion,
     EvidentialFusion,
@@ -50,6 +52,7 @@ __all__ = [
     "CrossAttention",
     "DAFTFusion",
     "EvidentialFusion",
+    "FallbackModel",
     "FeatureTokens",
     "FiLMFusion",
     "FusionModel",
@@ -75,6 +78,7 @@ __all__ = [
     "TransformerFusion",
     "UnimodalModel",
     "WeightedVoteFusion",
+    "logits_of",
     "masked_mean",
     "masked_softmax",
 ]

@@ -18,7 +18,7 @@ from ..core import look_up_option
 from ..data.dataset import ModalitySpec
 from ..encoders import global_pool
 from .base import FusionModel, FusionOutput, RepresentationFusion
-from .missing import masked_mean, masked_softmax
+from .masking import masked_mean, masked_softmax
 
 __all__ = [
     "ModalityAttention",
@@ -45,7 +45,7 @@ class ModalityAttention(RepresentationFusion):
         self.head = nn.Linear(self.out_dim, self.num_classes)
 
     def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
-        mask = self.read_mask(batch)  # (B, M)
+        batch, mask = self.read(batch)  # (B, M)
         h, present = self.encode(batch, mask)  # (B, M, D)
         alpha = masked_softmax(self.score(h).squeeze(-1), present, dim=1)  # (B, M)
         z = (alpha.unsqueeze(-1) * h).sum(1)  # (B, D)
@@ -67,7 +67,7 @@ class ChannelAttention(RepresentationFusion):
         self.head = nn.Linear(width, self.num_classes)
 
     def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
-        mask = self.read_mask(batch)  # (B, M)
+        batch, mask = self.read(batch)  # (B, M)
         h, _ = self.encode(batch, mask)  # (B, M, D), absent h_m = 0
         z = h.flatten(1)  # (B, M*D)
         s = torch.sigmoid(self.excite(z))  # (B, M*D)
@@ -92,7 +92,7 @@ class SpatialAttention(FusionModel):
         self.head = nn.Linear((1 + len(self.tables)) * self.out_dim, self.num_classes)
 
     def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
-        mask = self.read_mask(batch)  # (B, M)
+        batch, mask = self.read(batch)  # (B, M)
         cols = [self.index[m] for m in self.images]
         present = mask[:, cols]  # (B, I)
         maps = torch.stack([self.encoders[m].forward_features(batch[m])[-1] for m in self.images], 1)  # (B, I, C, *S)
@@ -138,7 +138,7 @@ class TransformerFusion(RepresentationFusion):
         self.head = nn.Linear(dim, self.num_classes)
 
     def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
-        mask = self.read_mask(batch)  # (B, M)
+        batch, mask = self.read(batch)  # (B, M)
         h, present = self.encode(batch, mask)  # (B, M, D)
         x = torch.stack([self.tokens[m](h[:, j]) for j, m in enumerate(self.modalities)], 1)  # (B, M, d)
         x = x + self.modality_embedding
@@ -229,7 +229,7 @@ class CrossAttention(FusionModel):
         return torch.cat(out, 1), torch.cat(present, 1)
 
     def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
-        mask = self.read_mask(batch)  # (B, M)
+        batch, mask = self.read(batch)  # (B, M)
         q_names, k_names = (self.images, self.tables) if self.queries == "image" else (self.tables, self.images)
         q, q_present = self.tokens(batch, mask, q_names)  # (B, Nq, d), (B, Nq)
         k, k_present = self.tokens(batch, mask, k_names)  # (B, Nk, d), (B, Nk)

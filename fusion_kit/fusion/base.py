@@ -10,6 +10,7 @@ classifier) and everything else (the fusion).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -17,11 +18,11 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..data.dataset import ModalitySpec, check_batch
-from ..encoders import ImageEncoder, TabularEncoder
-from .missing import Imputer, ModalityDropout
+from ..data.dataset import ModalitySpec, check_batch, presence
+from ..encoders import ImageEncoder, TableScaling, TabularEncoder
+from .masking import Imputer, ModalityDropout
 
-__all__ = ["FusionOutput", "FusionModel", "RepresentationFusion", "UnimodalModel"]
+__all__ = ["FusionOutput", "FusionModel", "RepresentationFusion", "UnimodalModel", "logits_of"]
 
 
 @dataclass
@@ -33,6 +34,11 @@ class FusionOutput:
     modality_logits: dict[str, Tensor] | None = None  # output fusion: name -> (B, K)
     uncertainty: Tensor | None = None  # evidential fusion: (B, M + 1), per modality then fused
     mask: Tensor | None = None  # (B, M) the presence mask the model used (after modality dropout)
+
+
+def logits_of(output) -> Tensor:
+    """The logits (B, K) of a model's output: a tensor itself, or an output object's ``.logits``."""
+    return output if isinstance(output, Tensor) else output.logits
 
 
 class FusionModel(nn.Module):
@@ -55,6 +61,7 @@ class FusionModel(nn.Module):
         dropout: float | None = None,
         modality_dropout: float = 0.0,
         spatial_dims: int | None = None,
+        scale_tables: bool = True,
     ) -> None:
         super().__init__()
         if not specs:
@@ -75,8 +82,11 @@ class FusionModel(nn.Module):
         if not channels or any(not isinstance(c, int) or c < 1 for c in channels):
             raise ValueError(f"channels must be positive integers, one per encoder stage, got {channels!r}")
         self.out_dim, self.channels, self.tabular_hidden = out_dim, channels, tuple(tabular_hidden)
+        if dropout is not None and (isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1):
+            raise ValueError(f"dropout is a probability in [0, 1), got {dropout!r}")
         self.res_units, self.dropout = res_units, dropout
         self.modality_dropout = ModalityDropout(modality_dropout)
+        self.scaling = TableScaling(self.specs, enabled=bool(scale_tables))
         self._check_modalities(spatial_dims)
 
     # ------------------------------------------------------------ checks
@@ -93,10 +103,12 @@ class FusionModel(nn.Module):
                     f"spatial_dims={spatial_dims} asked for, but {m!r} is {spec.spatial_dims}D with shape {spec.shape}; "
                     f"leave spatial_dims out (it is read from the data) or give {spec.spatial_dims}D images"
                 )
-            if min(spec.spatial_shape) < 2 ** (len(self.channels) - 1):
+            smallest = min(spec.spatial_shape)
+            if smallest < 2 ** (len(self.channels) - 1):
+                fits = int(math.log2(smallest)) + 1  # stride-2 stages an image of this size can take
                 raise ValueError(
                     f"{m!r} images of size {spec.spatial_shape} are too small for {len(self.channels)} stride-2 "
-                    f"encoder stages; pass fewer channels, e.g. channels={self.channels[:2]}"
+                    f"encoder stages; pass at most {fits}, e.g. channels={self.channels[:fits]}"
                 )
 
     def require(self, *, images: int = 0, tables: int = 0, same_grid: bool = False, why: str = "") -> None:
@@ -134,10 +146,16 @@ class FusionModel(nn.Module):
             encoder.head = nn.Identity()  # unused: this method fuses feature maps, not vectors
         return encoder
 
-    def read_mask(self, batch: Mapping[str, Tensor]) -> Tensor:
-        """Check the batch and return the presence mask (B, M), with modality dropout applied in training."""
+    def read(self, batch: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
+        """Check the batch; return it with its tables scaled, and the presence mask (B, M) in this model's
+        modality order, found by name (modality dropout applied in training)."""
         check_batch(batch, self.specs)
-        return self.modality_dropout(batch["mask"].bool())
+        return self.scaling(batch), self.modality_dropout(presence(batch, self.modalities))
+
+    def before_fit(self, train) -> None:
+        """Called by ``fit`` before training: the tables' statistics from the training set, set once."""
+        if not bool(self.scaling.fitted):
+            self.scaling.fit(train)
 
     def present(self, mask: Tensor, name: str) -> Tensor:
         """(B,) whether modality ``name`` is present."""
@@ -190,7 +208,7 @@ class UnimodalModel(FusionModel):
         self.head = nn.Linear(self.out_dim, self.num_classes)
 
     def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
-        mask = self.read_mask(batch)  # (B, 1)
+        batch, mask = self.read(batch)  # (B, 1)
         (m,) = self.modalities
         h = self.keep(self.encoders[m](batch[m]), mask[:, 0])  # (B, D)
         return FusionOutput(self.head(h), mask=mask)

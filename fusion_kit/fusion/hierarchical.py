@@ -82,7 +82,7 @@ class HierarchicalFusion(FusionModel):
         return f"image feature maps after encoder {word} {stages} ({points}){tables}"
 
     def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
-        mask = self.read_mask(batch)  # (B, M)
+        batch, mask = self.read(batch)  # (B, M)
         maps = {m: self.encoders[m].forward_features(batch[m]) for m in self.images}  # each: list of (B, C_s, *spatial_s)
         t = None
         if self.tables:

@@ -50,7 +50,7 @@ class ChannelStackFusion(FusionModel):
         return torch.cat([self.keep(batch[m], self.present(mask, m)) for m in self.images], 1)
 
     def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
-        mask = self.read_mask(batch)  # (B, M)
+        batch, mask = self.read(batch)  # (B, M)
         x = self.stack(batch, mask)  # (B, C, *spatial)
         return FusionOutput(self.head(self.encoders["stacked"](x)), mask=mask)
 

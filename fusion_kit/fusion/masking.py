@@ -1,4 +1,4 @@
-"""Missing modalities: hide them in training, impute their representations, or skip them.
+"""Masking tools every family uses for absent modalities: hide them in training, impute, or skip them.
 
 - ``ModalityDropout``: in training, hide each present modality with probability ``p`` (at least one
   stays), so a model cannot lean on one modality alone. Every strategy takes ``modality_dropout=p``.

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from ..data.dataset import ModalitySpec, MultimodalDataset
 from .base import FusionModel, FusionOutput
-from .missing import masked_mean, masked_softmax
+from .masking import masked_mean, masked_softmax
 
 __all__ = [
     "OutputFusion",
@@ -73,10 +73,13 @@ class OutputFusion(FusionModel):
         """softmax(l_m) for every subject and modality (N, M, K), and the mask (N, M), in eval mode."""
         was_training = self.training
         self.eval()
-        chunks = torch.arange(len(data), device=data.device).split(batch_size)
-        probs = [self.unimodal(data.batch(i), data.mask[i]).float().softmax(-1) for i in chunks]
+        probs, masks = [], []
+        for i in torch.arange(len(data), device=data.device).split(batch_size):
+            batch, mask = self.read(data.batch(i))
+            probs.append(self.unimodal(batch, mask).float().softmax(-1))
+            masks.append(mask)
         self.train(was_training)
-        return torch.cat(probs), data.mask.bool()
+        return torch.cat(probs), torch.cat(masks)
 
 
 class AverageFusion(OutputFusion):
@@ -85,7 +88,7 @@ class AverageFusion(OutputFusion):
     fusion_label: ClassVar[str] = "average\nprobabilities"
 
     def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
-        mask = self.read_mask(batch)  # (B, M)
+        batch, mask = self.read(batch)  # (B, M)
         l = self.unimodal(batch, mask)  # (B, M, K)
         p = masked_mean(l.float().softmax(-1), mask, 1)  # (B, K)
         return self.output(_log(p), l, mask)
@@ -97,7 +100,7 @@ class MajorityVoteFusion(OutputFusion):
     fusion_label: ClassVar[str] = "majority vote"
 
     def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
-        mask = self.read_mask(batch)  # (B, M)
+        batch, mask = self.read(batch)  # (B, M)
         l = self.unimodal(batch, mask)  # (B, M, K)
         probs = l.float().softmax(-1)  # (B, M, K)
         votes = F.one_hot(probs.argmax(-1), self.num_classes).float()  # (B, M, K)
@@ -115,7 +118,7 @@ class WeightedVoteFusion(OutputFusion):
         self.register_buffer("weights", torch.ones(len(self.modalities)))  # set by after_fit
 
     def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
-        mask = self.read_mask(batch)  # (B, M)
+        batch, mask = self.read(batch)  # (B, M)
         l = self.unimodal(batch, mask)  # (B, M, K)
         probs = l.float().softmax(-1)
         votes = F.one_hot(probs.argmax(-1), self.num_classes).float()  # (B, M, K)
@@ -147,7 +150,7 @@ class LearnedWeightFusion(OutputFusion):
         self.scores = nn.Parameter(torch.zeros(len(self.modalities)))  # a
 
     def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
-        mask = self.read_mask(batch)  # (B, M)
+        batch, mask = self.read(batch)  # (B, M)
         l = self.unimodal(batch, mask)  # (B, M, K)
         w = masked_softmax(self.scores.float().expand(mask.shape), mask, dim=1)  # (B, M)
         p = (w.unsqueeze(-1) * l.float().softmax(-1)).sum(1)  # (B, K)
@@ -179,7 +182,7 @@ class StackingFusion(OutputFusion):
         return torch.cat([torch.where(mask.unsqueeze(-1), probs, uniform).flatten(1), mask.float()], 1)
 
     def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
-        mask = self.read_mask(batch)  # (B, M)
+        batch, mask = self.read(batch)  # (B, M)
         l = self.unimodal(batch, mask)  # (B, M, K)
         probs = l.float().softmax(-1)
         if not bool(self.fitted):  # before after_fit: plain averaging
@@ -251,7 +254,7 @@ class EvidentialFusion(OutputFusion):
         return bc * s + 1, uc, alpha, u
 
     def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
-        mask = self.read_mask(batch)  # (B, M)
+        batch, mask = self.read(batch)  # (B, M)
         l = self.unimodal(batch, mask)  # (B, M, K)
         alpha, uc, _, u = self.combine(l, mask)  # (B, K), (B, 1)
         logits = _log(alpha / alpha.sum(-1, keepdim=True))  # expected probability of the fused Dirichlet

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from ..data.dataset import ModalitySpec
 from ..encoders import global_pool
 from .base import FusionOutput, RepresentationFusion
-from .missing import masked_softmax
+from .masking import masked_softmax
 
 __all__ = [
     "ConcatFusion",
@@ -46,7 +46,7 @@ class ConcatFusion(RepresentationFusion):
         self.head = nn.Linear(len(self.modalities) * self.out_dim, self.num_classes)
 
     def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
-        mask = self.read_mask(batch)  # (B, M)
+        batch, mask = self.read(batch)  # (B, M)
         h, _ = self.encode(batch, mask)  # (B, M, D)
         return FusionOutput(self.head(h.flatten(1)), mask=mask)
 
@@ -65,7 +65,7 @@ class _Elementwise(RepresentationFusion):
         raise NotImplementedError
 
     def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
-        mask = self.read_mask(batch)  # (B, M)
+        batch, mask = self.read(batch)  # (B, M)
         h, _ = self.encode(batch, mask)  # (B, M, D), absent h_m = neutral element
         return FusionOutput(self.head(self.reduce(h)), mask=mask)
 
@@ -114,7 +114,7 @@ class GatedFusion(RepresentationFusion):
         self.head = nn.Linear(dim, self.num_classes)
 
     def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
-        mask = self.read_mask(batch)  # (B, M)
+        batch, mask = self.read(batch)  # (B, M)
         h, present = self.encode(batch, mask)  # (B, M, D)
         v = torch.stack([torch.tanh(self.values[m](h[:, j])) for j, m in enumerate(self.modalities)], 1)  # (B, M, dim)
         scores = self.gate(h.flatten(1)).view(len(h), len(self.modalities), self.dim)  # (B, M, dim)
@@ -138,7 +138,7 @@ class TensorFusion(RepresentationFusion):
         self.head = nn.Linear((dim + 1) ** len(self.modalities), self.num_classes)
 
     def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
-        mask = self.read_mask(batch)  # (B, M)
+        batch, mask = self.read(batch)  # (B, M)
         h, present = self.encode(batch, mask)  # (B, M, D)
         z = h.new_ones(len(h), 1)  # (B, 1)
         for j, m in enumerate(self.modalities):
@@ -167,7 +167,7 @@ class LowRankFusion(RepresentationFusion):
         self.head = nn.Linear(dim, self.num_classes)
 
     def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
-        mask = self.read_mask(batch)  # (B, M)
+        batch, mask = self.read(batch)  # (B, M)
         h, present = self.encode(batch, mask)  # (B, M, D)
         h = torch.where(present.unsqueeze(-1), h, torch.zeros_like(h))  # absent -> [0; 1]
         h1 = torch.cat([h, torch.ones_like(h[..., :1])], -1)  # (B, M, D + 1)
@@ -204,7 +204,7 @@ class FiLMFusion(RepresentationFusion):
         return self.conditioner[name](t).chunk(2, dim=1)
 
     def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
-        mask = self.read_mask(batch)  # (B, M)
+        batch, mask = self.read(batch)  # (B, M)
         t, _ = self.encode(batch, mask, self.tables)  # (B, T, D)
         t = t.flatten(1)  # (B, T*D)
         hs = []
