@@ -1,4 +1,4 @@
-"""What a trained model relies on: modality ablation.
+"""What a trained model relies on: modality ablation, its attention per subject, and Grad-CAM.
 
 ``modality_ablation`` scores a model on a dataset as it is, then again with each modality marked
 absent in the mask (its content zeroed, as for a subject who never had it). The drop in balanced
@@ -7,18 +7,41 @@ modality carries: a model retrained without it might compensate with the others,
 trained with absent modalities meets an unfamiliar input when one is masked.
 
     >>> table = modality_ablation(result.model, splits.test)
+
+Imports from fusion_kit: data, encoders, fusion and train.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from torch import nn
 
 from .data.dataset import MultimodalDataset
-from .train import evaluate
+from .train import Predictions, evaluate
 
-__all__ = ["modality_ablation"]
+__all__ = ["AttentionSummary", "attention_summary", "modality_ablation", "grad_cam"]
+
+
+@dataclass
+class AttentionSummary:
+    """One weight per source and subject: what a model weighed, in its own terms."""
+
+    weights: np.ndarray  # (N, C)
+    names: list[str]  # the C sources: modalities, images, table columns, "nothing"
+    labels: np.ndarray  # (N,) true classes
+
+
+def attention_summary(model: nn.Module, predictions: Predictions) -> AttentionSummary:
+    """The attention a trained model returned for some subjects (a run's kept ``predictions``), one weight
+    per source, as the model itself summarises it (``model.summarize_attention``)."""
+    summarize = getattr(model, "summarize_attention", None)
+    if not callable(summarize):
+        raise TypeError("attention_summary needs a fusion_kit model (built with fusion_kit.models.build_model)")
+    weights, names = summarize(predictions.attention)
+    return AttentionSummary(weights, names, predictions.labels)
 
 
 def modality_ablation(
@@ -91,5 +114,3 @@ def grad_cam(model: nn.Module, dataset: MultimodalDataset, index: int, modality:
     heat = GradCAM(probe, target_layers=layer)(batch[modality], class_idx=class_idx)
     return heat[0, 0].detach().cpu().numpy()
 
-
-__all__ += ["grad_cam"]

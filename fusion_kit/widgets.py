@@ -1,10 +1,13 @@
 """ipywidgets panels that wire controls to plain, testable functions.
 
 A panel never trains or plots by itself: it reads its controls and calls a
-function ``run(modalities=[...], strategy="...", **knobs) -> PanelResult``.
-Chapters call that same function once in a normal cell, so the stored notebook
-shows a real figure even where widgets do not render, and tests drive the
-panel through ``panel.train()`` exactly as the Train button does.
+function ``run(modalities=[...], strategy="...", **knobs) -> PanelResult``,
+usually a one-line lambda around ``run_and_show`` (train, then show a figure of
+the result). Chapters call that same function once in a normal cell, so the
+stored notebook shows a real figure even where widgets do not render, and tests
+drive the panel through ``panel.train()`` exactly as the Train button does.
+
+Imports from fusion_kit: experiment, explain, models and viz.
 """
 from __future__ import annotations
 
@@ -12,16 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = [
-    "PanelResult",
-    "TrainingPanel",
-    "training_panel",
-    "train_and_show",
-    "run_and_show",
-    "attention_and_show",
-    "depths_and_show",
-    "misregistration_and_show",
-]
+__all__ = ["PanelResult", "TrainingPanel", "training_panel", "run_and_show", "attention_figure", "depth_setup"]
 
 
 @dataclass
@@ -141,90 +135,44 @@ def training_panel(run: Callable[..., PanelResult], **kwargs) -> TrainingPanel:
     return TrainingPanel(run, **kwargs)
 
 
-# ------------------------------------------------------------ plain functions behind the panels
-def _status(result, name: str | None = None, note: str = "") -> str:
-    """The panel's status line: model, scores, size and training time."""
-    name = name or result.setup.label
-    return f"<b>{name}</b>{note}: {result.metrics} ({result.parameters:,} parameters, {result.seconds:.1f}s)"
+# ------------------------------------------------------------ the plain function behind the panels
+def run_and_show(splits, item, *, figure: Callable | None = None, note: str = "", epochs: int = 30, seed: int = 0,
+                 device: str = "auto", **fit_kwargs) -> PanelResult:
+    """Train ``item`` on ``splits`` and show ``figure(result)`` with a status line.
 
-
-def train_and_show(splits, modalities, strategy, *, epochs: int = 30, seed: int = 0, device: str = "auto", **options) -> PanelResult:
-    """Train ``strategy`` on ``modalities`` and show its learning curves and confusion matrix."""
-    from . import viz
-    from .experiment import Setup, run
-
-    result = run(splits, Setup(strategy, tuple(modalities), options), epochs=epochs, seed=seed, device=device, progress=True)
-    return PanelResult(viz.plot_result(result), _status(result), result)
-
-
-def run_and_show(splits, item, *, epochs: int = 30, seed: int = 0, device: str = "auto", **fit_kwargs) -> PanelResult:
-    """Train a Setup, or a ``CompleteCases`` protocol (chapter 07), and show its learning curves and confusion matrix."""
+    ``item`` is what ``experiment.run`` takes: a ``(strategy, modalities[, options])`` tuple, a ``Setup`` or a
+    ``CompleteCases`` protocol. ``figure`` defaults to the learning curves and test confusion matrix
+    (``viz.plot_result``); ``note`` is added to the status line after the model's name.
+    """
     from . import viz
     from .experiment import run
 
     result = run(splits, item, epochs=epochs, seed=seed, device=device, progress=True, **fit_kwargs)
-    text = _status(result)
-    return PanelResult(viz.plot_result(result), text, result)
+    shown = (figure or viz.plot_result)(result)
+    text = f"<b>{result.setup.label}</b>{note}: {result.metrics} ({result.parameters:,} parameters, {result.seconds:.1f}s)"
+    return PanelResult(shown, text, result)
 
 
-
-def attention_and_show(splits, modalities, strategy, *, epochs: int = 30, seed: int = 0, device: str = "auto",
-                       **options) -> PanelResult:
-    """Train an attention-based ``strategy`` on ``modalities`` and show its mean attention per class on the test set."""
+def attention_figure(class_names):
+    """A ``figure`` for ``run_and_show``: the model's mean attention per true class on the test set."""
     from . import viz
-    from .experiment import Setup, run
+    from .explain import attention_summary
 
-    result = run(splits, Setup(strategy, tuple(modalities), options), epochs=epochs, seed=seed, device=device, progress=True)
-    name = result.setup.label
-    figure = viz.plot_attention_by_class({name: result.model}, splits.test, ncols=1, title="Mean weight per true class (test set)")
-    text = _status(result, name)
-    return PanelResult(figure, text, result)
-
+    return lambda result: viz.plot_attention_by_class(
+        {result.setup.label: attention_summary(result.model, result.predictions)}, class_names, ncols=1,
+        title="Mean weight per true class (test set)",
+    )
 
 
-def depths_and_show(splits, modalities, strategy: str = "hierarchical", depths=(0, 1, 2), *, epochs: int = 30,
-                    seed: int = 0, device: str = "auto", **options) -> PanelResult:
-    """Train ``strategy`` on ``modalities`` and show it as ``train_and_show`` does; ``depths`` (the encoder stages
-    to fuse at) goes to hierarchical fusion and is ignored, as the text says, by strategies without depths.
-    """
-    from . import viz
-    from .experiment import Setup, run
+def depth_setup(strategy: str, modalities, depths) -> tuple:
+    """The setup for the depth panel, and a note for the status line: ``depths`` (the encoder stages to fuse
+    at) goes to hierarchical fusion; a strategy without depths fuses once and the note says it is not used."""
+    from .experiment import Setup
     from .models import strategy_options
 
     depths = (depths,) if isinstance(depths, int) else tuple(depths)
-    takes_depths = "depths" in strategy_options(strategy)
-    if takes_depths:
-        options = {**options, "depths": depths}
-    name = f"{strategy} ({'+'.join(modalities)})"
-    if takes_depths:
-        name += f", fused at depths {', '.join(str(d) for d in depths)}"
-    result = run(splits, Setup(strategy, tuple(modalities), options, name=name), epochs=epochs, seed=seed,
-                 device=device, progress=True)
-    text = _status(result, name)
-    if not takes_depths:
-        text += f"; {strategy} fuses once, so the depths setting is not used"
-    return PanelResult(viz.plot_result(result), text, result)
-
-
-
-def misregistration_and_show(n_subjects, modalities, strategy, misregistration, *, epochs: int = 30, seed: int = 0,
-                             device: str = "auto", **options) -> PanelResult:
-    """Make the cohort with PET moved by ``misregistration`` mm against MRI, split it, train ``strategy``, show it.
-
-    The cohort is cached per level, so a level seen before costs no generation. A selection the strategy
-    cannot take (e.g. ``channel_stack`` on the table alone) raises ValueError before any training.
-    """
-    from . import viz
-    from .data import make_brain_cohort, split_dataset
-    from .experiment import Setup, run
-
     modalities = tuple(modalities)
-    if not modalities:
-        raise ValueError("no modality selected: tick at least one modality to train a model")
-    cohort = make_brain_cohort(n_subjects, misregistration=float(misregistration), seed=seed)
-    splits = split_dataset(cohort, seed=seed)
-    result = run(splits, Setup(strategy, modalities, options), epochs=epochs, seed=seed, device=device, progress=True)
-    figure = viz.plot_registration_result(result, splits.test)
-    text = _status(result, note=f", PET moved by {float(misregistration):g} mm")
-    return PanelResult(figure, text, result)
-
+    if "depths" not in strategy_options(strategy):
+        return Setup(strategy, modalities), f"; {strategy} fuses once, so the depths setting is not used"
+    name = f"{strategy} ({'+'.join(modalities)}), fused at depths {', '.join(str(d) for d in depths)}"
+    return Setup(strategy, modalities, {"depths": depths}, name=name), ""

@@ -1,4 +1,4 @@
-"""Chapter 02 helpers: the misregistration panel's plain function and the registration figures."""
+"""Chapter 02: the misregistration panel (a cohort per level, trained with ``run_and_show``) and the registration figures."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -7,9 +7,17 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from fusion_kit import viz, widgets  # noqa: E402
-from fusion_kit.data import make_brain_cohort  # noqa: E402
+from fusion_kit.data import make_brain_cohort, split_dataset  # noqa: E402
 
 SMALL = {"channels": (4, 8), "out_dim": 8}
+
+
+def moved_run(modalities, strategy, misregistration, epochs=1):
+    """What the chapter's panel calls: the cohort with PET moved by ``misregistration`` mm, one model, its figure."""
+    moved = split_dataset(make_brain_cohort(45, misregistration=misregistration), seed=0)
+    return widgets.run_and_show(moved, (strategy, modalities, SMALL), epochs=epochs,
+                                note=f", PET moved by {misregistration:g} mm",
+                                figure=lambda result: viz.plot_registration_result(result, moved.test))
 
 
 @pytest.fixture(autouse=True)
@@ -22,20 +30,20 @@ def cohorts():
     return {"aligned": make_brain_cohort(24, cache=False), "6 mm": make_brain_cohort(24, misregistration=6.0, cache=False)}
 
 
-def test_misregistration_and_show_trains_on_the_moved_cohort():
-    shown = widgets.misregistration_and_show(45, ["mri", "pet"], "channel_stack", 6, epochs=1, **SMALL)
+def test_the_panel_function_trains_on_the_moved_cohort():
+    shown = moved_run(["mri", "pet"], "channel_stack", 6)
     assert "PET moved by 6 mm" in shown.text and "balanced accuracy" in shown.text
     assert shown.data.setup.modalities == ("mri", "pet") and shown.data.family == "input"
     assert len(shown.figure.axes) == 3
 
 
-def test_misregistration_and_show_refuses_what_the_strategy_cannot_take():
+def test_the_panel_function_refuses_what_the_strategy_cannot_take():
     with pytest.raises(ValueError, match="at least 2 modalities"):
-        widgets.misregistration_and_show(45, ["clinical"], "channel_stack", 0, epochs=1, **SMALL)
+        moved_run(["clinical"], "channel_stack", 0)
     with pytest.raises(ValueError, match="tabular_channels"):
-        widgets.misregistration_and_show(45, ["mri", "pet", "clinical"], "channel_stack", 0, epochs=1, **SMALL)
+        moved_run(["mri", "pet", "clinical"], "channel_stack", 0)
     with pytest.raises(ValueError, match="no modality selected"):
-        widgets.misregistration_and_show(45, [], "concat", 0, epochs=1)
+        moved_run([], "concat", 0)
 
 
 def test_panel_passes_the_misregistration_knob_and_reports_bad_choices():
@@ -43,7 +51,7 @@ def test_panel_passes_the_misregistration_knob_and_reports_bad_choices():
 
     def run(modalities, strategy, misregistration):
         calls.append((tuple(modalities), strategy, misregistration))
-        return widgets.misregistration_and_show(45, modalities, strategy, misregistration, epochs=1, **SMALL)
+        return moved_run(modalities, strategy, misregistration)
 
     panel = widgets.training_panel(run, modalities=("mri", "pet", "clinical"), strategies=["channel_stack", "concat"],
                                    knobs={"misregistration": (0.0, 12.0, 1.0, 3.0)}, selected=["clinical"])

@@ -100,9 +100,9 @@ def test_markdown_and_files(tmp_path):
     assert text.splitlines()[0] == "| model | family | balanced_accuracy | parameters |"
     assert text.splitlines()[1] == "|---|---|---:|---:|"
     assert "| x | a | 0.512 | 1,200 |" in text and "| y | b |  | 5 |" in text  # NaN left blank
-    from fusion_kit.viz import _figure
+    from fusion_kit.viz import new_figure
 
-    fig, _ = _figure(2, 2)
+    fig, _ = new_figure(2, 2)
     paths = write_table(table, tmp_path / "new" / "folder", "bench", figure=fig)
     assert set(paths) == {"csv", "md", "png"} and all(p.exists() for p in paths.values())
     back = pd.read_csv(paths["csv"], index_col=0)

@@ -9,6 +9,7 @@ import torch  # noqa: E402
 
 from fusion_kit import viz, widgets  # noqa: E402
 from fusion_kit.data import MultimodalDataset, split_dataset  # noqa: E402
+from fusion_kit.explain import attention_summary  # noqa: E402
 from fusion_kit.metrics import calibration_bins, expected_calibration_error  # noqa: E402
 from fusion_kit.models import build_model  # noqa: E402
 from fusion_kit.train import fit, predict  # noqa: E402
@@ -64,27 +65,28 @@ def test_plot_reliability_shows_ece_per_model():
     ("cross_attention", {"queries": "table", "dim": 8, "heads": 2}, ["nothing", "mri", "pet"]),
     ("learned_weights", {}, ["mri", "pet", "clinical"]),
 ])
-def test_attention_weights_one_column_per_source(three, strategy, options, names):
+def test_each_model_summarises_its_attention_one_column_per_source(three, strategy, options, names):
     model = build_model(strategy, three, **SMALL, **options).eval()
-    pred = predict(model, three)
-    weights, got = viz.attention_weights(model, pred.attention)
-    assert got == names and weights.shape == (len(three), len(names))
+    summary = attention_summary(model, predict(model, three))
+    assert summary.names == names and summary.weights.shape == (len(three), len(names))
+    assert np.array_equal(summary.labels, three.labels.numpy())
     if strategy not in ("channel_attention", "spatial_attention"):  # softmax weights over sources sum to 1
-        assert np.allclose(weights.sum(1), 1, atol=1e-4)
-    assert np.isfinite(weights).all() and (weights >= 0).all() and (weights <= 1 + 1e-6).all()
+        assert np.allclose(summary.weights.sum(1), 1, atol=1e-4)
+    assert np.isfinite(summary.weights).all() and (summary.weights >= 0).all() and (summary.weights <= 1 + 1e-6).all()
 
 
-def test_attention_weights_refuses_models_without_attention(three):
+def test_a_model_without_attention_says_so(three):
     model = build_model("concat", three, **SMALL).eval()
     with pytest.raises(ValueError, match="no attention"):
-        viz.attention_weights(model, predict(model, three).attention)
+        attention_summary(model, predict(model, three))
 
 
 def test_attention_figures(three):
     models = {s: build_model(s, three, **SMALL).eval() for s in ("modality_attention", "spatial_attention")}
-    fig = viz.plot_attention_by_class(models, three, ncols=3)
+    summaries = {s: attention_summary(m, predict(m, three)) for s, m in models.items()}
+    fig = viz.plot_attention_by_class(summaries, three.class_names, ncols=3)
     assert [ax.get_title() for ax in fig.axes] == list(models)
-    fig = viz.plot_attention_by_class({**models, "again": models["modality_attention"]}, three, ncols=2)
+    fig = viz.plot_attention_by_class({**summaries, "again": summaries["modality_attention"]}, three.class_names, ncols=2)
     assert len(fig.axes) == 4 and not fig.axes[3].axison
     pred = predict(models["modality_attention"], three)
     severity = np.linspace(-1, 3, len(three))
@@ -116,22 +118,31 @@ def test_evidential_uncertainty_feeds_the_figure(three):
 
 
 # ------------------------------------------------------------------ the attention panel's plain function
-def test_attention_and_show(three):
+def test_attention_panel_shows_the_weights_the_run_kept(three):
     splits = split_dataset(three, seed=0)
-    result = widgets.attention_and_show(splits, ["mri", "clinical"], "modality_attention", epochs=1, **SMALL)
+    figure = widgets.attention_figure(splits.test.class_names)
+    result = widgets.run_and_show(splits, ("modality_attention", ["mri", "clinical"], SMALL), figure=figure, epochs=1)
     assert "balanced accuracy" in result.text and result.figure.axes
     assert result.data.setup.modalities == ("mri", "clinical")
     with pytest.raises(ValueError, match="no attention"):
-        widgets.attention_and_show(splits, ["mri", "clinical"], "concat", epochs=1, **SMALL)
+        widgets.run_and_show(splits, ("concat", ["mri", "clinical"], SMALL), figure=figure, epochs=1)
 
 
-def test_figures_display_as_png_in_ipython():
+def test_figures_show_themselves_as_png_and_importing_changes_nothing():
+    import subprocess
+    import sys
+
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance()
-    viz._show_figures_inline()
     data, _ = shell.display_formatter.format(viz.plot_uncertainty(np.full((3, 2), 0.5), [True, False, True], ["mri"]))
     assert data["image/png"][:8] == b"\x89PNG\r\n\x1a\n" or data["image/png"][:4] == "iVBO"  # raw bytes or base64
+    from matplotlib.figure import Figure
+
+    assert Figure not in shell.display_formatter.formatters["image/png"].type_printers
+    probe = ("import sys; import fusion_kit, fusion_kit.viz, fusion_kit.widgets, fusion_kit.models, fusion_kit.train; "
+             "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot (and its global figure state) was imported'")
+    subprocess.run([sys.executable, "-c", probe], check=True)
 
 
 def test_evidential_validation_loss_uses_the_full_kl_weight(three):

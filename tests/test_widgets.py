@@ -16,7 +16,12 @@ def splits():
 
 
 def test_plain_function_returns_figure_and_text(splits):
-    result = widgets.train_and_show(splits, ["mri", "clinical"], "concat", epochs=2, channels=(4, 8), out_dim=8)
+    from fusion_kit import viz
+
+    shown = widgets.run_and_show(splits, ("concat", ["mri", "clinical"], {"channels": (4, 8), "out_dim": 8}), epochs=1,
+                                 figure=lambda r: viz.plot_confusions({r.setup.label: r.metrics}), note=", a note")
+    assert len(shown.figure.axes) == 1 and "concat (mri+clinical)</b>, a note:" in shown.text
+    result = widgets.run_and_show(splits, ("concat", ["mri", "clinical"], {"channels": (4, 8), "out_dim": 8}), epochs=2)
     assert result.figure.axes and "balanced accuracy" in result.text
     assert result.data.setup.modalities == ("mri", "clinical")
 
@@ -26,7 +31,7 @@ def test_panel_trains_with_its_controls(splits):
 
     def run(modalities, strategy, depth):
         calls.append((tuple(modalities), strategy, depth))
-        return widgets.train_and_show(splits, modalities, strategy, epochs=1, channels=(4, 8), out_dim=8)
+        return widgets.run_and_show(splits, (strategy, modalities, {"channels": (4, 8), "out_dim": 8}), epochs=1)
 
     panel = widgets.training_panel(run, modalities=("mri", "clinical"), strategies=["concat", "sum"],
                                    knobs={"depth": (0, 3, 1, 2)}, selected=["mri"])
@@ -49,7 +54,7 @@ def test_panel_with_no_modality_says_so(splits):
 
 def test_panel_reports_impossible_choices(splits):
     def run(modalities, strategy):
-        return widgets.train_and_show(splits, modalities, strategy, epochs=1)
+        return widgets.run_and_show(splits, (strategy, modalities), epochs=1)
 
     panel = widgets.training_panel(run, modalities=("mri", "clinical"), strategies=["film"], selected=["mri"])
     assert panel.train() is None
@@ -71,7 +76,7 @@ def test_panel_reports_impossible_choices_inside_a_kernel(splits):
     InteractiveShell.instance()
 
     def run(modalities, strategy):
-        return widgets.train_and_show(splits, modalities, strategy, epochs=1)
+        return widgets.run_and_show(splits, (strategy, modalities), epochs=1)
 
     panel = widgets.training_panel(run, modalities=("mri", "clinical"), strategies=["film"], selected=["mri"])
     assert panel.train() is None

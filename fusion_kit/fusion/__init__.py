@@ -9,6 +9,8 @@
 - ``missing``: methods for incomplete data that combine whole models (complete cases with a fallback).
 
 ``fusion_kit.models`` holds the registry; build models with ``build_model(name, data)``.
+
+Imports from fusion_kit: core, data and encoders (never models, train, viz or widgets).
 """
 from .attention import (
     ChannelAttention,
@@ -18,7 +20,7 @@ from .attention import (
     SpatialAttention,
     TransformerFusion,
 )
-from .base import FusionModel, FusionOutput, RepresentationFusion, UnimodalModel, logits_of
+from .base import FusionModel, FusionOutput, ModelConfig, RepresentationFusion, UnimodalModel, logits_of
 from .hierarchical import HierarchicalFusion
 from .input import ChannelStackFusion, TabularChannelsFusion
 from .masking import IMPUTE_KINDS, Imputer, ModalityDropout, masked_mean, masked_softmax
@@ -65,6 +67,7 @@ __all__ = [
     "LowRankFusion",
     "MajorityVoteFusion",
     "MaxFusion",
+    "ModelConfig",
     "ModalityAttention",
     "ModalityDropout",
     "OutputFusion",

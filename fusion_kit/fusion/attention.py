@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -90,6 +91,11 @@ class SpatialAttention(FusionModel):
         self.score = nn.ModuleDict({m: conv(c, 1, kernel_size=1) for m in self.images})  # w_i
         self.embed = nn.Sequential(nn.Linear(c, self.out_dim), nn.ReLU())
         self.head = nn.Linear((1 + len(self.tables)) * self.out_dim, self.num_classes)
+
+    def summarize_attention(self, attention) -> tuple[np.ndarray, list[str]]:
+        """The mean weight of each image over the places of the deepest maps: (N, I)."""
+        a = np.asarray(attention, dtype=float)
+        return a.reshape(*a.shape[:2], -1).mean(-1), list(self.images)
 
     def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
         batch, mask = self.read(batch)  # (B, M)
@@ -213,6 +219,18 @@ class CrossAttention(FusionModel):
         other = "table feature tokens" if self.queries == "image" else "image patch tokens"
         mine = "image patch tokens" if self.queries == "image" else "table feature tokens"
         return f"after the encoders: {mine} attend to {other}"
+
+    def summarize_attention(self, attention) -> tuple[np.ndarray, list[str]]:
+        """The weight each query puts on each key source, averaged over queries: table columns (image
+        queries) or images (table queries), with "nothing" for the always-present null key."""
+        q = np.asarray(attention, dtype=float).mean(1)  # (N, 1+Nk): mean over queries
+        if self.queries == "image":
+            names = [f for t in self.tables for f in (self.specs[t].feature_names or
+                                                      [f"{t}[{i}]" for i in range(self.specs[t].channels)])]
+            return q, ["nothing", *names]
+        cuts = np.cumsum([1] + [self.position[m].shape[0] for m in self.images])
+        weights = [q[:, 0]] + [q[:, cuts[i]:cuts[i + 1]].sum(1) for i in range(len(self.images))]
+        return np.stack(weights, 1), ["nothing", *self.images]
 
     def tokens(self, batch: Mapping[str, Tensor], mask: Tensor, names: tuple[str, ...]) -> tuple[Tensor, Tensor]:
         """Tokens (B, N, d) of the modalities ``names``, zero where absent, and their presence (B, N)."""

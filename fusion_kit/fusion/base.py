@@ -12,17 +12,42 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ..data.dataset import ModalitySpec, check_batch, presence
-from ..encoders import ImageEncoder, TableScaling, TabularEncoder
+from ..encoders import ImageEncoder, TableScaling, TabularEncoder, build_encoder
 from .masking import Imputer, ModalityDropout
 
-__all__ = ["FusionOutput", "FusionModel", "RepresentationFusion", "UnimodalModel", "logits_of"]
+__all__ = ["FusionOutput", "FusionModel", "ModelConfig", "RepresentationFusion", "UnimodalModel", "logits_of"]
+
+
+def _plain(value):
+    """Tuples as lists and NumPy numbers as Python ones, recursively: what a checkpoint can store and compare."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value.item() if isinstance(value, np.generic) else value
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """How a model was built, as plain data: checkpoints store it and compare it field by field."""
+
+    strategy: str  # the registry name
+    modalities: tuple[str, ...]
+    shapes: Mapping[str, tuple[int, ...]]  # per-subject shape of each modality
+    num_classes: int
+    options: Mapping = field(default_factory=dict)  # the options given to build_model
+
+    def as_dict(self) -> dict:
+        return _plain({"strategy": self.strategy, "modalities": self.modalities, "shapes": self.shapes,
+                       "num_classes": self.num_classes, "options": dict(sorted(self.options.items()))})
 
 
 @dataclass
@@ -47,6 +72,7 @@ class FusionModel(nn.Module):
     family: ClassVar[str] = ""
     fusion_point: ClassVar[str] = ""  # where the modalities meet, in words (see ``describe``)
     fusion_label: ClassVar[str] = "fusion"  # short label for the architecture diagram
+    layout: ClassVar[str] = "vectors"  # how the diagram is laid out (see ``diagram``)
     min_modalities: ClassVar[int] = 2
 
     def __init__(
@@ -72,8 +98,8 @@ class FusionModel(nn.Module):
         self.images = tuple(m for m, s in self.specs.items() if s.kind == "image")
         self.tables = tuple(m for m, s in self.specs.items() if s.kind == "tabular")
         self.num_classes = int(num_classes)
-        self.strategy: str = type(self).__name__  # build_model sets the registry name
-        self.options: dict = {}  # build_model records the options it was given
+        shapes = {m: s.shape for m, s in self.specs.items()}
+        self.config = ModelConfig(type(self).__name__, self.modalities, shapes, self.num_classes)  # see from_config
         if self.num_classes < 2:
             raise ValueError(f"a classifier needs at least 2 classes, got num_classes={num_classes}")
         if not isinstance(out_dim, int) or out_dim < 1:
@@ -88,6 +114,21 @@ class FusionModel(nn.Module):
         self.modality_dropout = ModalityDropout(modality_dropout)
         self.scaling = TableScaling(self.specs, enabled=bool(scale_tables))
         self._check_modalities(spatial_dims)
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, specs: Mapping[str, ModalitySpec]) -> "FusionModel":
+        """The model ``config`` describes (``build_model`` builds every registered strategy this way)."""
+        model = cls({m: specs[m] for m in config.modalities}, config.num_classes, **config.options)
+        model.config = config
+        return model
+
+    @property
+    def strategy(self) -> str:
+        return self.config.strategy
+
+    @property
+    def options(self) -> Mapping:
+        return self.config.options
 
     # ------------------------------------------------------------ checks
     def _check_modalities(self, spatial_dims: int | None) -> None:
@@ -132,19 +173,32 @@ class FusionModel(nn.Module):
         """Where the modalities meet, in words."""
         return self.fusion_point
 
+    # ------------------------------------------------------------ what the model says about itself
+    def diagram(self) -> dict:
+        """How to draw this model: a layout ("unimodal", "vectors", "inputs", "decisions", "conditioned",
+        "stages") and what that layout needs beyond the modalities and encoder stages."""
+        return {"layout": self.layout}
+
+    def summarize_attention(self, attention) -> tuple[np.ndarray, list[str]]:
+        """This model's ``FusionOutput.attention`` (as NumPy, from ``train.predict``) as one weight per
+        source: ``(weights (N, C), names)``. Modality weights (N, M) stay as they are; per-channel gates
+        (N, M, D) are averaged over the channels of each modality."""
+        if attention is None:
+            raise ValueError(f"{self.strategy} returns no attention weights; pick an attention-based strategy")
+        a = np.asarray(attention, dtype=float)
+        if a.ndim == 3 and a.shape[1] == len(self.modalities):
+            return a.mean(-1), list(self.modalities)
+        if a.ndim == 2 and a.shape[1] == len(self.modalities):
+            return a, list(self.modalities)
+        raise ValueError(f"{self.strategy} gives attention of shape {a.shape}, not one weight per modality")
+
     # ------------------------------------------------------------ building blocks
-    def make_encoder(self, name: str, maps_only: bool = False) -> ImageEncoder | TabularEncoder:
-        """The marginal encoder f_m; ``maps_only`` drops an image encoder's vector head (only stage maps used)."""
-        spec = self.specs[name]
-        extra = {} if self.dropout is None else {"dropout": self.dropout}
-        if spec.kind == "tabular":
-            return TabularEncoder(spec.channels, hidden=self.tabular_hidden, out_dim=self.out_dim, **extra)
-        encoder = ImageEncoder(
-            spec.channels, spec.spatial_dims, channels=self.channels, out_dim=self.out_dim, res_units=self.res_units, **extra
-        )
-        if maps_only:
-            encoder.head = nn.Identity()  # unused: this method fuses feature maps, not vectors
-        return encoder
+    def make_encoder(self, name: str, maps_only: bool = False, **overrides) -> ImageEncoder | TabularEncoder:
+        """The marginal encoder f_m with this model's sizes; ``maps_only`` drops an image encoder's vector
+        head (only stage maps used); ``overrides`` (``channels``, ``in_channels``) change one encoder."""
+        sizes = dict(out_dim=self.out_dim, channels=self.channels, tabular_hidden=self.tabular_hidden,
+                     res_units=self.res_units, dropout=self.dropout)
+        return build_encoder(self.specs[name], maps_only=maps_only, **{**sizes, **overrides})
 
     def read(self, batch: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
         """Check the batch; return it with its tables scaled, and the presence mask (B, M) in this model's
@@ -195,6 +249,7 @@ class UnimodalModel(FusionModel):
     family: ClassVar[str] = "unimodal"
     fusion_point: ClassVar[str] = "none: a single modality"
     fusion_label: ClassVar[str] = "no fusion"
+    layout: ClassVar[str] = "unimodal"
     min_modalities: ClassVar[int] = 1
 
     def __init__(self, specs: Mapping[str, ModalitySpec], num_classes: int, **options) -> None:

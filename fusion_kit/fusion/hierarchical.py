@@ -17,11 +17,10 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import torch
-from monai.networks.blocks import Convolution
 from torch import Tensor, nn
 
 from ..data.dataset import ModalitySpec
-from ..encoders import BATCH_NORM, ImageEncoder, global_pool
+from ..encoders import BATCH_NORM, global_pool
 from .base import FusionModel, FusionOutput
 
 __all__ = ["HierarchicalFusion"]
@@ -36,6 +35,8 @@ class HierarchicalFusion(FusionModel):
     def __init__(
         self, specs: Mapping[str, ModalitySpec], num_classes: int, *, depths: Sequence[int] = (0, 1, 2), **options
     ) -> None:
+        from monai.networks.blocks import Convolution  # imported when first needed: MONAI loads slowly
+
         super().__init__(specs, num_classes, **options)
         self.require(images=1, same_grid=True, why="hierarchical fusion mixes image feature maps at each depth")
         self.depths = self._check_depths(depths)
@@ -43,10 +44,8 @@ class HierarchicalFusion(FusionModel):
         last = self.depths[-1]
         self.encoders = nn.ModuleDict()
         for m in self.modalities:  # image encoders stop at the last fusion depth; the branch goes on
-            spec = self.specs[m]
-            if spec.kind == "image":
-                self.encoders[m] = ImageEncoder(spec.channels, dims, c[: last + 1], self.out_dim, self.res_units)
-                self.encoders[m].head = nn.Identity()  # only the stage maps are used
+            if self.specs[m].kind == "image":
+                self.encoders[m] = self.make_encoder(m, maps_only=True, channels=c[: last + 1])
             else:
                 self.encoders[m] = self.make_encoder(m)
         width = len(self.images)
@@ -80,6 +79,9 @@ class HierarchicalFusion(FusionModel):
         points = "1 fusion point" if len(self.depths) == 1 else f"{len(self.depths)} fusion points"
         word = "stage" if len(self.depths) == 1 else "stages"
         return f"image feature maps after encoder {word} {stages} ({points}){tables}"
+
+    def diagram(self) -> dict:
+        return {"layout": "stages", "depths": self.depths}
 
     def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
         batch, mask = self.read(batch)  # (B, M)

@@ -14,7 +14,6 @@ import torch
 from torch import Tensor, nn
 
 from ..data.dataset import ModalitySpec
-from ..encoders import ImageEncoder
 from .base import FusionModel, FusionOutput
 
 __all__ = ["ChannelStackFusion", "TabularChannelsFusion"]
@@ -24,17 +23,15 @@ class ChannelStackFusion(FusionModel):
     """z = f([x_1; ...; x_M]) with the images' channels stacked; one encoder f for all."""
 
     family: ClassVar[str] = "input"
+    layout: ClassVar[str] = "inputs"
     fusion_point: ClassVar[str] = "the inputs: image channels stacked before one shared encoder"
     fusion_label: ClassVar[str] = "stack\nchannels"
 
     def __init__(self, specs: Mapping[str, ModalitySpec], num_classes: int, **options) -> None:
         super().__init__(specs, num_classes, **options)
         self.check_inputs()
-        spec = self.specs[self.images[0]]
         in_channels = sum(self.specs[m].channels for m in self.modalities)  # table features count as channels
-        extra = {} if self.dropout is None else {"dropout": self.dropout}
-        encoder = ImageEncoder(in_channels, spec.spatial_dims, self.channels, self.out_dim, self.res_units, **extra)
-        self.encoders = nn.ModuleDict({"stacked": encoder})
+        self.encoders = nn.ModuleDict({"stacked": self.make_encoder(self.images[0], in_channels=in_channels)})
         self.head = nn.Linear(self.out_dim, self.num_classes)
 
     def check_inputs(self) -> None:

@@ -39,6 +39,7 @@ class OutputFusion(FusionModel):
     """Base: l_m = W_m f_m(x_m) for every modality m; subclasses combine the l_m of the present modalities."""
 
     family: ClassVar[str] = "output"
+    layout: ClassVar[str] = "decisions"
     fusion_point: ClassVar[str] = "the decisions: one classifier per modality, combined at the end"
 
     def __init__(self, specs: Mapping[str, ModalitySpec], num_classes: int, **options) -> None:

@@ -196,6 +196,9 @@ class FiLMFusion(RepresentationFusion):
     def where(self) -> str:
         return f"inside the image encoders: stage-{self.stage} feature maps scaled and shifted by the table"
 
+    def diagram(self) -> dict:
+        return {"layout": "conditioned", "stage": self.stage}
+
     def make_conditioner(self) -> nn.Module:
         return nn.Linear(len(self.tables) * self.out_dim, 2 * self.channels[self.stage])
 

@@ -1,0 +1,126 @@
+"""Attention: what per-subject weights a model put on each modality, class or place.
+
+Every figure here takes weights already computed: ``explain.attention_summary(model, predictions)``
+turns a run's kept predictions into one weight per source, in the model's own terms.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .style import MODALITY_COLORS, middle_slice, new_figure
+
+__all__ = ["plot_modality_weights", "plot_attention_by_class", "plot_attention_by_severity", "plot_spatial_attention"]
+
+
+def plot_modality_weights(weights, labels, modalities, class_names, title: str = "Attention per modality"):
+    """Mean attention weight of each modality, per class: (N, M) weights, (N,) labels."""
+    weights, labels = np.asarray(weights), np.asarray(labels)
+    fig, axes = new_figure(6, 3.2)
+    ax = axes[0, 0]
+    width = 0.8 / len(modalities)
+    for j, m in enumerate(modalities):
+        means = [weights[labels == k, j].mean() if (labels == k).any() else 0 for k in range(len(class_names))]
+        ax.bar(np.arange(len(class_names)) + j * width, means, width, label=m,
+               color=MODALITY_COLORS.get(m, f"C{j}"))
+    ax.set_xticks(np.arange(len(class_names)) + width * (len(modalities) - 1) / 2, class_names)
+    ax.set(ylabel="mean weight", title=title, ylim=(0, 1))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _source_color(name: str, j: int) -> str:
+    return MODALITY_COLORS.get(name, "#bbbbbb" if name == "nothing" else f"C{(j + 3) % 10}")
+
+
+def plot_attention_by_class(summaries, class_names, ncols: int = 3,
+                            title: str = "What each model weighs, per true class (test set)"):
+    """One panel per model: the mean weight per source for each true class.
+
+    ``summaries`` maps a label to an ``explain.AttentionSummary`` (weights (N, C) per subject, the C
+    source names and the true labels). Error bars: standard deviation over the subjects of the class.
+    """
+    items = list(summaries.items())
+    nrows = -(-len(items) // ncols)
+    ncols = min(ncols, len(items))
+    fig, axes = new_figure(3.6 * ncols, 2.9 * nrows + 0.4, ncols=ncols, nrows=nrows)
+    k = len(class_names)
+    for ax, (label, summary) in zip(axes.flat, items):
+        width = 0.8 / len(summary.names)
+        for j, name in enumerate(summary.names):
+            groups = [summary.weights[summary.labels == c, j] for c in range(k)]
+            means = [g.mean() if len(g) else 0.0 for g in groups]
+            stds = [g.std() if len(g) else 0.0 for g in groups]
+            ax.bar(np.arange(k) + (j - (len(summary.names) - 1) / 2) * width, means, width, yerr=stds, capsize=1.5,
+                   error_kw={"elinewidth": 0.6}, label=name, color=_source_color(name, j))
+        ax.set_xticks(np.arange(k), class_names)
+        ax.set_ylim(0, 1)
+        ax.set_title(label, fontsize=9)
+        ax.legend(fontsize=6.5, ncols=2 if len(summary.names) > 3 else 1, loc="upper left")
+    for ax in axes.flat[len(items):]:
+        ax.set_axis_off()
+    for r in range(nrows):
+        axes[r, 0].set_ylabel("mean weight")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_attention_by_severity(weights, severity, names, labels=None, class_names=None,
+                               title: str = "Attention per subject against disease severity"):
+    """Per-subject weights (N, C) against the latent severity: dots per subject, a line of binned means per source."""
+    weights, severity = np.asarray(weights, dtype=float), np.asarray(severity, dtype=float)
+    fig, axes = new_figure(6.5, 3.6)
+    ax = axes[0, 0]
+    edges = np.quantile(severity, np.linspace(0, 1, 9))
+    centers = 0.5 * (edges[1:] + edges[:-1])
+    which = np.clip(np.searchsorted(edges, severity, side="right") - 1, 0, len(centers) - 1)
+    for j, name in enumerate(names):
+        color = _source_color(name, j)
+        ax.scatter(severity, weights[:, j], s=7, alpha=0.35, color=color, linewidths=0)
+        means = [weights[which == b, j].mean() if (which == b).any() else np.nan for b in range(len(centers))]
+        ax.plot(centers, means, color=color, linewidth=2, label=name)
+    if labels is not None and class_names is not None:
+        labels = np.asarray(labels)
+        for c, name in enumerate(class_names):
+            if (labels == c).any():
+                ax.axvline(np.median(severity[labels == c]), color="#888888", linestyle=":", linewidth=0.8)
+                ax.text(np.median(severity[labels == c]), 1.01, f"median {name}", fontsize=7, ha="center",
+                        va="bottom", color="#555555", transform=ax.get_xaxis_transform())
+    ax.set(xlabel="latent disease severity (from the generator)", ylabel="weight", ylim=(0, 1))
+    ax.set_title(title, fontsize=10, pad=14)
+    ax.legend(fontsize=7, loc="upper left", title="binned mean", title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_spatial_attention(dataset, attention, indices, images=("mri", "pet")):
+    """Each image of the chosen subjects with its spatial-attention weight a_i(x) overlaid (0: ignored, 1: trusted).
+
+    ``attention`` (N, I, *S) comes from ``train.predict`` on ``dataset`` with a ``spatial_attention`` model;
+    the coarse map of the deepest features is stretched over the image. 3D: the middle axial slice.
+    """
+    attention = np.asarray(attention, dtype=float)
+    images = list(images)
+    fig, axes = new_figure(2.5 * len(images) + 0.6, 2.5 * len(indices), ncols=len(images), nrows=len(indices))
+    shown = None
+    for r, i in enumerate(indices):
+        label = dataset.class_names[int(dataset.labels[i])]
+        for c, m in enumerate(images):
+            ax = axes[r, c]
+            img = middle_slice(dataset.tensors[m][i].cpu())
+            a = attention[i, c]
+            a = a[a.shape[0] // 2] if a.ndim == 3 else a
+            h, w = img.shape
+            ax.imshow(img, cmap="gray", origin="lower")
+            shown = ax.imshow(a, cmap="coolwarm", vmin=0, vmax=1, alpha=0.5, origin="lower",
+                              extent=(-0.5, w - 0.5, -0.5, h - 0.5), interpolation="bilinear")
+            ax.set_xticks([]), ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"weight on {m.upper()}", fontsize=9)
+            if c == 0:
+                ax.set_ylabel(f"{dataset.subject_ids[i]}\n{label}", fontsize=8)
+    fig.set_layout_engine("constrained")
+    if shown is not None:
+        fig.colorbar(shown, ax=axes, shrink=0.8, label="weight a_i(x)")
+    return fig
