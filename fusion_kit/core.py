@@ -1,4 +1,7 @@
-"""Small helpers every other module uses: seeding, devices, quick mode, option checks, atomic writes."""
+"""Small helpers every other module uses: seeding, devices, quick mode, option checks, atomic writes.
+
+Imports nothing from the rest of fusion_kit; every other module may import it.
+"""
 from __future__ import annotations
 
 import difflib

@@ -4,13 +4,14 @@ In the notation of the intermediate-fusion review, modality ``m`` with input
 ``x_m`` has a marginal encoder ``f_m`` giving a representation ``h_m = f_m(x_m)``.
 Image encoders also expose their stage feature maps ``f_m^(1..S)(x_m)`` so that
 hierarchical and attention-based fusion can work at several depths.
+
+Imports from fusion_kit: core and data.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import torch
-from monai.networks.blocks import Convolution, ResidualUnit
 from torch import Tensor, nn
 
 from .data.dataset import ModalitySpec, presence
@@ -48,6 +49,8 @@ class ImageEncoder(nn.Module):
         res_units: int = 0,
         dropout: float = 0.0,
     ) -> None:
+        from monai.networks.blocks import Convolution, ResidualUnit  # imported when first needed: MONAI loads slowly
+
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
@@ -184,11 +187,32 @@ class TableScaling(nn.Module):
         return "tables: " + "\n              ".join(lines)
 
 
-def build_encoder(spec: ModalitySpec, out_dim: int = 32, **kwargs) -> ImageEncoder | TabularEncoder:
-    """The default marginal encoder for a modality spec; ``kwargs`` go to the encoder class."""
-    if spec.kind == "image":
-        return ImageEncoder(spec.channels, spec.spatial_dims, out_dim=out_dim, **kwargs)
-    return TabularEncoder(spec.channels, out_dim=out_dim, **kwargs)
+def build_encoder(
+    spec: ModalitySpec,
+    *,
+    out_dim: int = 32,
+    channels: Sequence[int] = (8, 16, 32),
+    tabular_hidden: Sequence[int] = (32,),
+    res_units: int = 0,
+    dropout: float | None = None,
+    in_channels: int | None = None,
+    maps_only: bool = False,
+) -> ImageEncoder | TabularEncoder:
+    """The marginal encoder f_m for a modality: the one place every model builds its encoders.
+
+    An image gets an ``ImageEncoder`` with one stride-2 stage per entry of ``channels``; a table a
+    ``TabularEncoder`` with ``tabular_hidden`` layers. ``in_channels`` overrides the image's own (input
+    fusion stacks several images); ``maps_only`` drops the vector head of a model that fuses stage maps.
+    ``dropout=None`` keeps each encoder's own default.
+    """
+    extra = {} if dropout is None else {"dropout": dropout}
+    if spec.kind == "tabular":
+        return TabularEncoder(spec.channels, hidden=tabular_hidden, out_dim=out_dim, **extra)
+    encoder = ImageEncoder(in_channels or spec.channels, spec.spatial_dims, channels=channels, out_dim=out_dim,
+                           res_units=res_units, **extra)
+    if maps_only:
+        encoder.head = nn.Identity()  # unused: the model fuses feature maps, not vectors
+    return encoder
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -8,6 +8,8 @@ paired statistics and figures never predict again.
     >>> result = run(splits, "concat")                                # one model
     >>> table = compare(splits, ["concat", "gmu"], seeds=(0, 1, 2)).table()
     >>> table = compare(kfold(data, k=5), ["concat", "gmu"]).table()   # mean and spread over folds
+
+Imports from fusion_kit: core, data, encoders, fusion, metrics, models and train.
 """
 from __future__ import annotations
 

@@ -1,11 +1,13 @@
-"""Classification metrics: a thin, printable layer over scikit-learn."""
+"""Classification metrics: a thin, printable layer over scikit-learn.
+
+Imports nothing from the rest of fusion_kit.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn import metrics as skm
 
 __all__ = ["Metrics", "classification_metrics"]
 
@@ -35,6 +37,7 @@ def classification_metrics(
     labels: Sequence[int] | np.ndarray, probs: np.ndarray, class_names: Sequence[str] | None = None
 ) -> Metrics:
     """Accuracy, balanced accuracy, macro ROC-AUC and confusion matrix from class probabilities (N, K)."""
+    from sklearn import metrics as skm  # imported when first needed: scikit-learn loads slowly
     labels = np.asarray(labels).astype(int).reshape(-1)
     probs = np.asarray(probs, dtype=np.float64)
     if probs.ndim != 2 or len(probs) != len(labels):

@@ -6,6 +6,8 @@
 
     >>> model = build_model("gmu", dataset, modalities=["mri", "clinical"])
     >>> print(describe(model))
+
+Imports from fusion_kit: core, data and fusion.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from .fusion import (
     FiLMFusion,
     FusionModel,
     FusionOutput,
+    ModelConfig,
     GatedFusion,
     HierarchicalFusion,
     LearnedWeightFusion,
@@ -192,13 +195,11 @@ def build_model(
             raise ValueError(f"strategy {name!r} has no option {key!r}.{did_you_mean} Its options: {', '.join(valid)}")
     for key, value in options.items():
         _check_option_type(key, value, valid[key])
+    config = ModelConfig(name, tuple(specs), {m: s.shape for m, s in specs.items()}, k, dict(sorted(options.items())))
     try:
-        model = cls(specs, k, **options)
+        return cls.from_config(config, specs)
     except ValueError as err:
         raise ValueError(f"cannot build {name!r} for {', '.join(specs)}: {err}") from None
-    model.strategy = name
-    model.options = dict(sorted(options.items()))
-    return model
 
 
 def compatible_modalities(

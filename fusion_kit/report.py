@@ -5,6 +5,8 @@
 
     >>> stats = paired_comparison(comparison, "concat (mri+pet+clinical)")
     >>> write_table(comparison.table(), "build/results", "benchmark")
+
+Imports from fusion_kit: experiment.
 """
 from __future__ import annotations
 

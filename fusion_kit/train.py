@@ -6,6 +6,8 @@ its own loop: ``model.loss(output, label)`` replaces cross-entropy, and
 ``model.after_fit(train)`` runs once after training (e.g. to fit a stacking
 meta-learner). Small in-memory datasets move to the device once and are
 batched there by indexing, so the loop costs little beyond the model itself.
+
+Imports from fusion_kit: core, data, fusion (for ``logits_of``) and metrics.
 """
 from __future__ import annotations
 
@@ -352,15 +354,18 @@ def evaluate(model: nn.Module, dataset: MultimodalDataset, *, batch_size: int = 
 
 # -------------------------------------------------------------- checkpoints
 def model_config(model: nn.Module) -> dict:
-    """Plain-typed description of how ``model`` was built; a checkpoint must match it to load."""
-    specs = getattr(model, "specs", None) or {}
+    """Plain-typed description of how ``model`` was built; a checkpoint must match it, field by field, to load."""
+    config = getattr(model, "config", None)
+    if hasattr(config, "as_dict"):
+        return {"class": type(model).__name__, **config.as_dict()}
+    specs = getattr(model, "specs", None) or {}  # any other model: what it says about itself
     return {
         "class": type(model).__name__,
         "strategy": str(getattr(model, "strategy", type(model).__name__)),
         "modalities": [str(m) for m in specs],
         "shapes": {str(k): [int(d) for d in s.shape] for k, s in specs.items()},
         "num_classes": int(getattr(model, "num_classes", 0)),
-        "options": {str(k): repr(v) for k, v in sorted((getattr(model, "options", None) or {}).items())},
+        "options": {},
     }
 
 
@@ -394,7 +399,7 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Load weights saved by ``save_checkpoint`` into ``model``, refusing a different configuration."""
     path = Path(path)
     payload = _read_checkpoint(path)
-    saved, current = payload.get("config", {}), model_config(model)
+    saved, current = payload["config"], model_config(model)
     diffs = [f"{k}: checkpoint {saved.get(k)!r}, model {current[k]!r}" for k in current if saved.get(k) != current[k]]
     if diffs:
         raise ValueError(

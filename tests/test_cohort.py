@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from fusion_kit.data import CLASS_NAMES, MultimodalDataset, make_brain_cohort
-from fusion_kit.data.cohort import CLINICAL_FEATURES, cohort_cache_path, cohort_params, scale_clinical
+from fusion_kit.data.cohort import CLINICAL_FEATURES, CohortConfig, cohort_cache_path, scale_clinical
 from fusion_kit.encoders import ImageEncoder, TabularEncoder
 
 
@@ -192,6 +192,18 @@ def test_knobs_are_checked_with_helpful_messages():
 
 
 # ----------------------------------------------------------------------------- caching
+def test_the_knobs_are_one_frozen_self_checking_config():
+    config = CohortConfig(30, image_size=32, missing={"pet": 0.2})
+    assert config.missing == {"mri": 0.0, "pet": 0.2, "clinical": 0.0} and config.class_balance == (0.4, 0.35, 0.25)
+    assert config == CohortConfig.from_knobs(30, image_size=32, missing={"pet": 0.2})
+    assert CohortConfig.from_knobs(config, seed=4).seed == 4 and config.seed == 0
+    with pytest.raises(Exception):
+        config.seed = 1  # frozen
+    with pytest.raises(ValueError, match="unknown cohort knob 'complementarty'.*Did you mean 'complementarity'"):
+        make_brain_cohort(10, complementarty=0.5)
+    assert cohort_cache_path(config) == cohort_cache_path(CohortConfig.from_knobs(30, image_size=32, missing={"pet": 0.2}))
+
+
 def test_cache_writes_once_and_reloads_identically(tmp_path):
     first = make_brain_cohort(30, image_size=32, missing={"pet": 0.2}, seed=5)
     files = list((tmp_path / "cache").glob("brain_cohort_*.pt"))
@@ -206,8 +218,7 @@ def test_cache_writes_once_and_reloads_identically(tmp_path):
 
 
 def test_a_broken_cache_file_is_regenerated(tmp_path):
-    params = cohort_params(12, image_size=16)
-    path = cohort_cache_path(params)
+    path = cohort_cache_path(CohortConfig(12, image_size=16))
     path.write_bytes(b"not a torch file")
     data = make_brain_cohort(12, image_size=16)
     assert len(data) == 12 and path.stat().st_size > 1000

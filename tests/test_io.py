@@ -20,7 +20,7 @@ from fusion_kit.data import (
     save_dataset,
     write_demo_cohort,
 )
-from fusion_kit.data.io import DEMO_COHORT
+from fusion_kit.data import DEMO_COHORT
 
 
 @pytest.fixture(autouse=True)

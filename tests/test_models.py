@@ -203,6 +203,16 @@ def test_checkpoint_keeps_fitted_meta_learner_and_weights(tmp_path, data):
         load_checkpoint(build_model("average", data, out_dim=8), tmp_path / "m.pt")
 
 
+def test_a_model_is_built_from_plain_configuration_and_checkpoints_compare_it_field_by_field(tmp_path, data):
+    model = build_model("low_rank", data, rank=2, channels=(4, 8))
+    assert model.config.strategy == "low_rank" and model.config.options == {"channels": (4, 8), "rank": 2}
+    assert model.config.as_dict()["options"] == {"channels": [4, 8], "rank": 2}  # plain data a checkpoint can hold
+    save_checkpoint(model, tmp_path / "m.pt")
+    with pytest.raises(ValueError, match=r"options: checkpoint \{'channels': \[4, 8\], 'rank': 2\}, model .*'rank': 3"):
+        load_checkpoint(build_model("low_rank", data, rank=3, channels=(4, 8)), tmp_path / "m.pt")
+    load_checkpoint(build_model("low_rank", data, channels=[4, 8], rank=2), tmp_path / "m.pt")  # a list is the same
+
+
 # ----------------------------------------------------------------------------------- diagrams
 def _text_boxes(fig: Figure):
     canvas = FigureCanvasAgg(fig)

@@ -5,6 +5,8 @@
 - ``cli``: the ``fusion-kit`` command line on top of both.
 
 Dependencies point one way: runner <- delivery <- cli.
+
+Imports from fusion_kit: anything below it (the demo trains models); nothing imports it.
 """
 from .cli import main
 from .runner import CHAPTERS, ROOT, ChapterRun, chapter_paths, report, run_chapters

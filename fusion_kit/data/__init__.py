@@ -1,7 +1,12 @@
-"""Data: the batch contract, the synthetic brain cohort, splits and folds, on-disk datasets."""
-from .cohort import CLASS_NAMES, CLINICAL_FEATURES, make_brain_cohort
+"""Data: the batch contract, the synthetic brain cohort, splits and folds, on-disk datasets.
+
+Imports from fusion_kit: core only. Inside: dataset <- splits, store, missingness <- io <- cohort (with
+anatomy).
+"""
+from .cohort import CLASS_NAMES, CLINICAL_FEATURES, DEMO_COHORT, make_brain_cohort, write_demo_cohort
 from .dataset import ModalitySpec, MultimodalDataset, batch_modalities, check_batch, encode_labels, presence
-from .io import DEMO_COHORT, export_cohort, load_dataset, load_manifest, save_dataset, write_demo_cohort
+from .io import export_cohort, load_manifest
+from .store import load_dataset, save_dataset
 from .splits import Splits, kfold, split_by, split_dataset, standardize, subsample
 
 __all__ = [

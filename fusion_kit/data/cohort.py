@@ -25,7 +25,9 @@ import contextlib
 import hashlib
 import json
 import math
+import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,8 @@ from torch import Tensor
 from ..core import cache_dir, look_up_option
 from . import anatomy
 from .dataset import MultimodalDataset
+from .io import export_cohort
+from .store import load_dataset, save_dataset
 
 __all__ = [
     "CLASS_NAMES",
@@ -46,10 +50,12 @@ __all__ = [
     "MISSING_MECHANISMS",
     "LATENT_NOISE",
     "make_brain_cohort",
-    "cohort_params",
+    "CohortConfig",
     "cohort_cache_path",
     "scale_clinical",
     "disease_load",
+    "DEMO_COHORT",
+    "write_demo_cohort",
 ]
 
 GENERATOR_VERSION = 1  # bump whenever the generated data change, so old caches are not reused
@@ -109,60 +115,106 @@ def _per_modality(name: str, value, default: float, modalities: Sequence[str] = 
     return {m: float(value.get(m, default)) for m in modalities}
 
 
-def cohort_params(
-    n_subjects: int = 1000,
-    *,
-    spatial_dims: int = 2,
-    image_size: int | None = None,
-    class_balance: Sequence[float] = (0.4, 0.35, 0.25),
-    modality_signal: float | Mapping[str, float] | None = None,
-    complementarity: float = 0.75,
-    missing: float | Mapping[str, float] | None = None,
-    missing_mechanism: str = "mcar",
-    misregistration: float = 0.0,
-    label_noise: float = 0.0,
-    seed: int = 0,
-) -> dict:
-    """Check every knob of ``make_brain_cohort`` and return them as a plain dict (the cache key)."""
-    if not isinstance(n_subjects, (int, np.integer)) or n_subjects < 3:
-        raise ValueError(f"n_subjects must be an integer of at least 3 (one per class), got {n_subjects!r}")
-    if spatial_dims not in (2, 3):
-        raise ValueError(f"spatial_dims must be 2 (slices) or 3 (volumes), got {spatial_dims!r}")
-    size = image_size if image_size is not None else (64 if spatial_dims == 2 else 32)
-    if not isinstance(size, (int, np.integer)) or not 16 <= size <= 256:
-        raise ValueError(f"image_size must be an integer between 16 and 256, got {image_size!r}")
-    balance = [float(b) for b in class_balance]
-    if len(balance) != 3 or min(balance) <= 0:
-        raise ValueError(f"class_balance needs 3 positive shares for {CLASS_NAMES}, got {tuple(class_balance)}")
-    signal = _per_modality("modality_signal", modality_signal, 1.0)
-    if any(v < 0 or math.isnan(v) for v in signal.values()):
-        raise ValueError(f"modality_signal values must be >= 0 (0: no class information), got {signal}")
-    rates = _per_modality("missing", missing, 0.0)
-    for key, rate in rates.items():
-        _check_fraction(f"missing rate of {key!r}", rate, high_inclusive=False)
-    if misregistration < 0:
-        raise ValueError(f"misregistration is a spread in mm and must be >= 0, got {misregistration!r}")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return {
-        "n_subjects": int(n_subjects),
-        "spatial_dims": int(spatial_dims),
-        "image_size": int(size),
-        "class_balance": [b / sum(balance) for b in balance],
-        "modality_signal": signal,
-        "complementarity": _check_fraction("complementarity", complementarity),
-        "missing": rates,
-        "missing_mechanism": look_up_option(missing_mechanism, MISSING_MECHANISMS, "missing_mechanism"),
-        "misregistration": float(misregistration),
-        "label_noise": _check_fraction("label_noise", label_noise, high_inclusive=False),
-        "seed": int(seed),
-        "version": GENERATOR_VERSION,
-    }
+@dataclass(frozen=True)
+class CohortConfig:
+    """Every knob of ``make_brain_cohort``, checked and normalised when built; the same config (and
+    version of the generator) gives bit-identical data.
+
+    Attributes:
+        n_subjects: number of subjects (at least 3, one per class).
+        spatial_dims: 2 for one oblique axial slice per subject (1, S, S); 3 for volumes (1, S, S, S).
+        image_size: S, the side in voxels over a 180 mm field of view; default 64 in 2D, 32 in 3D.
+        class_balance: shares of CN, MCI, AD (normalised to sum 1); class counts follow them exactly.
+        modality_signal: how clearly each modality shows the disease, a number for all or a dict such as
+            ``{"pet": 0.5}`` (others stay 1.0). Modality m's latent noise has std 0.8 / signal_m; 0 means
+            the modality carries no class information, 2 halves its noise.
+        complementarity: in [0, 1], how the modalities' latent noise is shared. 0: one shared nuisance,
+            the weaker modalities are noisier copies of the best one and fusion gains nothing
+            (redundant). 0.5: independent noise, which fusion averages away. 1: opposed noise that
+            cancels in the sum, each modality seeing its own part of the disease (complementary).
+            The default 0.75 lies between the last two. Each modality alone is equally informative at
+            every setting; only what fusion can gain changes.
+        missing: share of subjects without each modality, a number for all or a dict such as
+            ``{"pet": 0.3}``; absent modalities have mask False and zeroed content.
+        missing_mechanism: "mcar" (completely at random) or "severity" (sicker subjects miss more often).
+        misregistration: spread in mm of a random rigid motion of PET against MRI per subject
+            (shift std in mm per axis, rotation std misregistration / 2 in degrees); 0 means aligned.
+        label_noise: share of subjects whose label is replaced by another class at random.
+        seed: the same seed and knobs give bit-identical data.
+    """
+
+    n_subjects: int = 1000
+    spatial_dims: int = 2
+    image_size: int | None = None
+    class_balance: Sequence[float] = (0.4, 0.35, 0.25)
+    modality_signal: float | Mapping[str, float] | None = None
+    complementarity: float = 0.75
+    missing: float | Mapping[str, float] | None = None
+    missing_mechanism: str = "mcar"
+    misregistration: float = 0.0
+    label_noise: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name, value in self._checked().items():
+            object.__setattr__(self, name, value)
+
+    def _checked(self) -> dict:
+        n, seed = self.n_subjects, self.seed
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 3:
+            raise ValueError(f"n_subjects must be an integer of at least 3 (one per class), got {n!r}")
+        if self.spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 (slices) or 3 (volumes), got {self.spatial_dims!r}")
+        size = self.image_size if self.image_size is not None else (64 if self.spatial_dims == 2 else 32)
+        if not isinstance(size, (int, np.integer)) or not 16 <= size <= 256:
+            raise ValueError(f"image_size must be an integer between 16 and 256, got {self.image_size!r}")
+        balance = [float(b) for b in self.class_balance]
+        if len(balance) != 3 or min(balance) <= 0:
+            raise ValueError(f"class_balance needs 3 positive shares for {CLASS_NAMES}, got {tuple(self.class_balance)}")
+        signal = _per_modality("modality_signal", self.modality_signal, 1.0)
+        if any(v < 0 or math.isnan(v) for v in signal.values()):
+            raise ValueError(f"modality_signal values must be >= 0 (0: no class information), got {signal}")
+        rates = _per_modality("missing", self.missing, 0.0)
+        for key, rate in rates.items():
+            _check_fraction(f"missing rate of {key!r}", rate, high_inclusive=False)
+        if self.misregistration < 0:
+            raise ValueError(f"misregistration is a spread in mm and must be >= 0, got {self.misregistration!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        return {
+            "n_subjects": int(n),
+            "spatial_dims": int(self.spatial_dims),
+            "image_size": int(size),
+            "class_balance": tuple(b / sum(balance) for b in balance),
+            "modality_signal": signal,
+            "complementarity": _check_fraction("complementarity", self.complementarity),
+            "missing": rates,
+            "missing_mechanism": look_up_option(self.missing_mechanism, MISSING_MECHANISMS, "missing_mechanism"),
+            "misregistration": float(self.misregistration),
+            "label_noise": _check_fraction("label_noise", self.label_noise, high_inclusive=False),
+            "seed": int(seed),
+        }
+
+    @classmethod
+    def from_knobs(cls, n_subjects: "int | CohortConfig" = 1000, **knobs) -> "CohortConfig":
+        """A config from ``make_brain_cohort``'s arguments; an unknown knob names the valid ones."""
+        valid = [f.name for f in fields(cls)]
+        for name in knobs:
+            look_up_option(name, valid, "cohort knob")
+        if isinstance(n_subjects, CohortConfig):
+            return replace(n_subjects, **knobs)
+        return cls(n_subjects, **knobs)
+
+    def as_dict(self) -> dict:
+        """Plain values (the cache key and ``meta['params']``), with the generator's version."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["class_balance"] = list(out["class_balance"])
+        return {**out, "version": GENERATOR_VERSION}
 
 
-def cohort_cache_path(params: Mapping) -> Path:
-    """Where a cohort with these parameters is cached: a hash of all of them, in ``cache_dir()``."""
-    text = json.dumps(params, sort_keys=True)
+def cohort_cache_path(config: CohortConfig) -> Path:
+    """Where a cohort with this config is cached: a hash of every knob and the version, in ``cache_dir()``."""
+    text = json.dumps(config.as_dict(), sort_keys=True)
     key = hashlib.sha256(text.encode()).hexdigest()[:20]
     return cache_dir() / f"brain_cohort_{key}.pt"
 
@@ -469,74 +521,39 @@ def _single_thread():
         torch.set_num_threads(previous)
 
 
-def make_brain_cohort(
-    n_subjects: int = 1000,
-    *,
-    spatial_dims: int = 2,
-    image_size: int | None = None,
-    class_balance: Sequence[float] = (0.4, 0.35, 0.25),
-    modality_signal: float | Mapping[str, float] | None = None,
-    complementarity: float = 0.75,
-    missing: float | Mapping[str, float] | None = None,
-    missing_mechanism: str = "mcar",
-    misregistration: float = 0.0,
-    label_noise: float = 0.0,
-    seed: int = 0,
-    cache: bool = True,
-) -> MultimodalDataset:
+def make_brain_cohort(n_subjects: int | CohortConfig = 1000, *, cache: bool = True, **knobs) -> MultimodalDataset:
     """The synthetic CN / MCI / AD cohort with modalities "mri", "pet" (images) and "clinical" (5 features).
 
     Args:
-        n_subjects: number of subjects.
-        spatial_dims: 2 for one oblique axial slice per subject (1, S, S); 3 for volumes (1, S, S, S).
-        image_size: S, the side in voxels over a 180 mm field of view; default 64 in 2D, 32 in 3D.
-        class_balance: shares of CN, MCI, AD (normalised to sum 1); class counts follow them exactly.
-        modality_signal: how clearly each modality shows the disease, a number for all or a dict such as
-            ``{"pet": 0.5}`` (others stay 1.0). Modality m's latent noise has std 0.8 / signal_m; 0 means
-            the modality carries no class information, 2 halves its noise.
-        complementarity: in [0, 1], how the modalities' latent noise is shared. 0: one shared nuisance,
-            the weaker modalities are noisier copies of the best one and fusion gains nothing
-            (redundant). 0.5: independent noise, which fusion averages away. 1: opposed noise that
-            cancels in the sum, each modality seeing its own part of the disease (complementary).
-            The default 0.75 lies between the last two. Each modality alone is equally informative at
-            every setting; only what fusion can gain changes.
-        missing: share of subjects without each modality, a number for all or a dict such as
-            ``{"pet": 0.3}``; absent modalities have mask False and zeroed content.
-        missing_mechanism: "mcar" (completely at random) or "severity" (sicker subjects miss more often).
-        misregistration: spread in mm of a random rigid motion of PET against MRI per subject
-            (shift std in mm per axis, rotation std misregistration / 2 in degrees); 0 means aligned.
-        label_noise: share of subjects whose label is replaced by another class at random.
-        seed: the same seed and knobs give bit-identical data.
+        n_subjects: number of subjects, or a whole ``CohortConfig``.
         cache: reuse (and write) the cohort in ``fusion_kit.core.cache_dir()``, keyed by all the knobs.
+        **knobs: any field of ``CohortConfig`` (``spatial_dims``, ``image_size``, ``class_balance``,
+            ``modality_signal``, ``complementarity``, ``missing``, ``missing_mechanism``,
+            ``misregistration``, ``label_noise``, ``seed``), each described there.
 
     Returns:
         A MultimodalDataset; ``meta`` holds the latent variables (``severity``, ``latent_mri``,
         ``latent_pet``, ``latent_clinical``, ``label_clean``, ...), ``clinical_raw`` with
         ``clinical_units``, the voxel-to-MNI ``affine`` and the knobs in ``params``.
     """
-    p = cohort_params(
-        n_subjects,
-        spatial_dims=spatial_dims,
-        image_size=image_size,
-        class_balance=class_balance,
-        modality_signal=modality_signal,
-        complementarity=complementarity,
-        missing=missing,
-        missing_mechanism=missing_mechanism,
-        misregistration=misregistration,
-        label_noise=label_noise,
-        seed=seed,
-    )
-    from .io import load_dataset, save_dataset
-
-    path = cohort_cache_path(p)
+    config = CohortConfig.from_knobs(n_subjects, **knobs)
+    path = cohort_cache_path(config)
     if cache and path.exists():
         try:
             return load_dataset(path)
         except Exception:  # an unreadable cache file is regenerated and overwritten
             pass
     with _single_thread():
-        data = _generate(p)
+        data = _generate(config.as_dict())
     if cache:
         save_dataset(data, path)
     return data
+
+
+DEMO_COHORT = Path(__file__).resolve().parents[2] / "datasets" / "demo_cohort"
+
+
+def write_demo_cohort(path: str | os.PathLike = DEMO_COHORT, *, n_subjects: int = 12, seed: int = 0) -> Path:
+    """(Re)write the tiny on-disk demo: a 2D cohort of ``n_subjects`` with PET absent for 2 in 12 of them."""
+    cohort = make_brain_cohort(n_subjects, missing={"pet": 1 / 6}, seed=seed, cache=False)
+    return export_cohort(cohort, path, overwrite=True)

@@ -1,4 +1,4 @@
-"""Datasets on disk: a fast cache format, NIfTI + CSV export, and the manifest loader for your own data.
+"""Your data on disk: NIfTI + CSV export, and the manifest loader for your own study.
 
 A *manifest* is a CSV with one row per subject::
 
@@ -25,74 +25,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..core import atomic_save, cache_dir, look_up_option
+from ..core import cache_dir, look_up_option
 from .dataset import MultimodalDataset, encode_labels
+from .store import load_dataset, save_dataset
 
-__all__ = ["save_dataset", "load_dataset", "export_cohort", "load_manifest", "write_demo_cohort", "DEMO_COHORT"]
+__all__ = ["export_cohort", "load_manifest"]
 
-DEMO_COHORT = Path(__file__).resolve().parents[2] / "datasets" / "demo_cohort"
-_FORMAT = "fusion_kit.MultimodalDataset/1"
 NAN_POLICIES = ("raise", "absent")
 COURSE_CLASSES = ("CN", "MCI", "AD")  # labels among these keep this order (the course's), others sort
-
-
-# ------------------------------------------------------------------------------- cache format
-def _split_meta(meta: Mapping) -> tuple[dict[str, Tensor], dict[str, Tensor], str]:
-    """Meta as (numpy arrays as tensors, tensors, everything else as JSON): all loadable with weights_only."""
-    arrays, tensors, plain = {}, {}, {}
-    for key, value in meta.items():
-        if isinstance(value, np.ndarray):
-            if value.dtype == object or value.dtype.kind in "USV":
-                raise TypeError(f"meta[{key!r}] is an array of {value.dtype}; store numbers, or a list of strings")
-            arrays[key] = torch.from_numpy(np.ascontiguousarray(value))
-        elif isinstance(value, Tensor):
-            tensors[key] = value.detach().cpu()
-        else:
-            plain[key] = value
-    try:
-        text = json.dumps(plain)
-    except TypeError as err:
-        raise TypeError(f"meta values must be arrays, tensors or JSON-like (dict, list, str, number): {err}") from None
-    return arrays, tensors, text
-
-
-def save_dataset(dataset: MultimodalDataset, path: str | os.PathLike) -> Path:
-    """Write a dataset (tensors, labels, mask, names, meta) to one file, atomically; reload with ``load_dataset``."""
-    arrays, tensors, meta_json = _split_meta(dataset.meta)
-    obj = {
-        "format": _FORMAT,
-        "tensors": {k: t.cpu() for k, t in dataset.tensors.items()},
-        "labels": dataset.labels.cpu(),
-        "mask": dataset.mask.cpu(),
-        "class_names": list(dataset.class_names),
-        "feature_names": {k: list(s.feature_names) for k, s in dataset.specs.items() if s.feature_names},
-        "subject_ids": list(dataset.subject_ids),
-        "meta_arrays": arrays,
-        "meta_tensors": tensors,
-        "meta_json": meta_json,
-    }
-    path = Path(path)
-    atomic_save(obj, path)
-    return path
-
-
-def load_dataset(path: str | os.PathLike) -> MultimodalDataset:
-    """Read a file written by ``save_dataset`` (``torch.load(weights_only=True)``: no code is run)."""
-    obj = torch.load(Path(path), weights_only=True)
-    if not isinstance(obj, dict) or obj.get("format") != _FORMAT:
-        raise ValueError(f"{path} is not a dataset file written by fusion_kit.data.save_dataset")
-    meta = json.loads(obj["meta_json"])
-    meta.update({k: v.numpy() for k, v in obj["meta_arrays"].items()})
-    meta.update(obj["meta_tensors"])
-    return MultimodalDataset(
-        obj["tensors"],
-        obj["labels"],
-        mask=obj["mask"],
-        class_names=obj["class_names"],
-        feature_names=obj["feature_names"],
-        subject_ids=obj["subject_ids"],
-        meta=meta,
-    )
 
 
 # ------------------------------------------------------------------------------- export
@@ -189,14 +129,6 @@ def export_cohort(dataset: MultimodalDataset, path: str | os.PathLike, *, overwr
     pd.DataFrame(table).to_csv(csv_path, index=False, float_format="%.6g")
     (folder / EXPORT_RECORD).write_text(json.dumps(written, indent=0) + "\n")
     return csv_path
-
-
-def write_demo_cohort(path: str | os.PathLike = DEMO_COHORT, *, n_subjects: int = 12, seed: int = 0) -> Path:
-    """(Re)write the tiny on-disk demo: a 2D cohort of ``n_subjects`` with PET absent for 2 in 12 of them."""
-    from .cohort import make_brain_cohort
-
-    cohort = make_brain_cohort(n_subjects, missing={"pet": 1 / 6}, seed=seed, cache=False)
-    return export_cohort(cohort, path, overwrite=True)
 
 
 # ------------------------------------------------------------------------------- manifest loading
