@@ -1,6 +1,7 @@
 """Exercise checks for chapter 08 (benchmark and capstone)."""
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -30,6 +31,14 @@ def check_clear_winners(answer: Iterable[str] | None, stats) -> Feedback:
     if any(stats.loc[n, "diff"] > 0 for n in expected - chosen) and chosen <= set(stats.index[stats["diff"] > 0]):
         return Feedback(False, "Some models you left out have their whole interval above 0; use boot_low, not only diff.")
     return Feedback(False, "Not that set: keep exactly the rows with boot_low > 0.")
+
+
+def _shown(path: Path) -> str:
+    """The path relative to the working folder where it is short, so a printed path does not name the machine."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
 
 
 def check_capstone(setup, splits, benchmark, results_dir, *, seeds=(0,), epochs: int = 30, device: str = "auto",
@@ -75,6 +84,6 @@ def check_capstone(setup, splits, benchmark, results_dir, *, seeds=(0,), epochs:
                                "check its options: a very high modality_dropout, for instance, starves it.")
     rank = list(written.index).index(setup.name) + 1
     feedback = Feedback(True, f"Entered: {setup.name} reaches {score:.3f} ± {spread:.3f}, rank {rank} of {len(written)}; "
-                              f"the table is in {Path(paths['md'])}.")
+                              f"the table is in {_shown(Path(paths['md']))}.")
     feedback.table = written
     return feedback
