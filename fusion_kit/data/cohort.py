@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..core import cache_dir, look_up_option
-from . import anatomy
+from . import anatomy, imaging, regimes
 from .dataset import MultimodalDataset
 from .io import export_cohort
 from .store import load_dataset, save_dataset
@@ -74,18 +74,9 @@ CLINICAL_SCALING = {"age": (72.0, 8.0), "sex": (0.5, 0.5), "education": (15.0, 3
 MISSING_MECHANISMS = ("mcar", "severity")
 LATENT_NOISE = 0.8  # tau: std of a modality's latent noise at modality_signal 1.0
 
-# How strongly the disease load l shows in the images, and the main nuisances (see the dataset card).
-VENTRICLE_GROWTH_MM = 3.0  # ventricles grow by this many mm per unit of load
-MEDIAL_TEMPORAL_LOSS = 0.18  # share of medial temporal grey matter lost per unit of load
-CORTICAL_LOSS = 0.05  # share of all grey matter lost per unit of load
-HYPOMETABOLISM = 0.4  # share of uptake lost per unit of load in the PET pattern
-PET_SCALE_SD = 0.1  # per-subject global PET scale g = exp(PET_SCALE_SD N)
-PET_FWHM_MM = 8.0  # PET resolution
-TEXTURE_STRENGTH = 0.35  # amplitude of the individual grey-matter pattern
-TEXTURE_MM = 4.0  # its correlation length (std of the Gaussian smoothing)
-
 # Random streams: one per part of the story, so changing one knob leaves the other parts unchanged.
-_STREAMS = {"latent": 0, "anatomy": 1, "mri": 2, "pet": 3, "clinical": 4, "missing": 5, "labels": 6, "texture": 7}
+_STREAMS = {"latent": 0, "anatomy": 1, "mri": 2, "pet": 3, "clinical": 4, "missing": 5, "labels": 6, "texture": 7,
+            "regimes": 8, "lesions": 9, "degraded": 10}
 _CHUNK = 128  # subjects rendered at a time (bounds memory; results do not depend on it)
 
 
@@ -140,7 +131,16 @@ class CohortConfig:
         misregistration: spread in mm of a random rigid motion of PET against MRI per subject
             (shift std in mm per axis, rotation std misregistration / 2 in degrees); 0 means aligned.
         label_noise: share of subjects whose label is replaced by another class at random.
+        interaction: in [0, 1], how far the diagnosis depends on whether the focal lesions of the MRI and
+            the PET coincide (input, hierarchical and map-level attention fusion can see it; no fusion of
+            pooled per-modality vectors can). 0: no focal lesions at all.
+        conditioning: in [0, 1], how far the images must be read against the age in the table (an older
+            brain shows more change per unit of disease, and normal ageing): calls for multiplicative fusion.
+        reliability: in [0, 1], how often a modality is degraded for a subject (50% each at 1, never all
+            three), showing a misleading latent with a visible artefact: calls for per-subject weights.
         seed: the same seed and knobs give bit-identical data.
+
+        The three regime knobs are described, with their equations, in ``fusion_kit.data.regimes``.
     """
 
     n_subjects: int = 1000
@@ -153,6 +153,9 @@ class CohortConfig:
     missing_mechanism: str = "mcar"
     misregistration: float = 0.0
     label_noise: float = 0.0
+    interaction: float = 0.0
+    conditioning: float = 0.0
+    reliability: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -192,6 +195,7 @@ class CohortConfig:
             "missing_mechanism": look_up_option(self.missing_mechanism, MISSING_MECHANISMS, "missing_mechanism"),
             "misregistration": float(self.misregistration),
             "label_noise": _check_fraction("label_noise", self.label_noise, high_inclusive=False),
+            **{k: _check_fraction(k, getattr(self, k)) for k in regimes.KNOBS},
             "seed": int(seed),
         }
 
@@ -206,10 +210,21 @@ class CohortConfig:
         return cls(n_subjects, **knobs)
 
     def as_dict(self) -> dict:
-        """Plain values (the cache key and ``meta['params']``), with the generator's version."""
+        """Plain values (the cache key and ``meta['params']``), with the generator's version. A regime knob
+        at 0 is left out, so the default cohort keeps the key (and the data) it had before the knobs."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["class_balance"] = list(out["class_balance"])
+        for knob in regimes.KNOBS:
+            if not out[knob]:
+                del out[knob]
+        if self.regime:
+            out["regimes_version"] = regimes.VERSION
         return {**out, "version": GENERATOR_VERSION}
+
+    @property
+    def regime(self) -> bool:
+        """Whether any regime knob (interaction, conditioning, reliability) is on."""
+        return any(getattr(self, k) for k in regimes.KNOBS)
 
 
 def cohort_cache_path(config: CohortConfig) -> Path:
@@ -278,129 +293,32 @@ def disease_load(latent: Tensor | np.ndarray) -> Tensor:
     return F.softplus(2 * (e + 1)) / 2
 
 
-# ------------------------------------------------------------------------------- anatomy
-def _geometry(n: int, sex: np.ndarray, spatial_dims: int, rng: np.random.Generator) -> dict[str, Tensor]:
-    """Per-subject head scale, pose and coarse deformation control points (all in mm or radians)."""
-    scale = np.exp(0.05 * rng.standard_normal(n)) * np.where(sex == 1, 0.98, 1.02)
-    angles = np.deg2rad(3.0) * rng.standard_normal((n, 3))
-    shift = 2.0 * rng.standard_normal((n, 3))
-    control = 2.5 * rng.standard_normal((n, 3, *([5] * spatial_dims)))
-    as_t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
-    return {"scale": as_t(scale), "angles": as_t(angles), "shift": as_t(shift), "control": as_t(control)}
+def _subject_rngs(seed: int, stream: str, first: int, n: int) -> list[np.random.Generator]:
+    """One random stream per subject, so what a subject gets does not depend on the chunk it is rendered in."""
+    return [_rng(seed, stream, first + i) for i in range(n)]
 
 
-def _texture(seed: int, first: int, n: int, spatial: tuple[int, ...], sigma_px: float) -> Tensor:
-    """Each subject's own grey-matter pattern: a unit-variance random field (n, 1, *spatial).
-
-    Drawn from one random stream per subject, so subject i's pattern does not depend on the cohort size.
-    """
-    white = np.stack([_rng(seed, "texture", first + i).standard_normal(spatial, dtype=np.float32) for i in range(n)])
-    return anatomy.smooth_noise(torch.from_numpy(white)[:, None], sigma_px)
-
-
-def _atrophy(maps: Tensor, regions: Mapping[str, Tensor], load: Tensor) -> Tensor:
-    """Grey/white matter turned into CSF by disease load l (maps: (N, 4, *S) GM, WM, CSF, distance).
-
-    Ventricles grow by 3 l mm (VENTRICLE_GROWTH_MM): v = sigmoid(-(d - 3 l) / 1 mm), tissue lost = (GM + WM) max(v - v_0, 0).
-    Grey matter thins: a share min(0.18 l w_mt + 0.05 l, 0.8) of the remaining GM becomes CSF,
-    with w_mt the medial temporal region weight.
-    """
-    gm, wm, csf, dist = maps[:, :4].unbind(1)
-    view = (-1,) + (1,) * (gm.ndim - 1)
-    grow = VENTRICLE_GROWTH_MM * load.view(view)
-    vent_gain = (torch.sigmoid(-(dist - grow)) - torch.sigmoid(-dist)).clamp_min(0)
-    w_mt = regions["medial_temporal"]
-    gm_loss = (MEDIAL_TEMPORAL_LOSS * w_mt + CORTICAL_LOSS) * load.view(view)
-    gm_new = gm * (1 - vent_gain) * (1 - gm_loss.clamp(0, 0.8))
-    wm_new = wm * (1 - vent_gain)
-    csf_new = csf + (gm + wm) - (gm_new + wm_new)
-    return torch.stack([gm_new, wm_new, csf_new], 1)
+def _shown_load(p: Mapping, latent: np.ndarray, draws, age: np.ndarray | None) -> Tensor:
+    """The disease load an image shows: its latent's, mixed with normal ageing under ``conditioning``."""
+    load = disease_load(latent)
+    if draws is None or not p.get("conditioning", 0.0):
+        return load
+    return regimes.image_loads(load, disease_load(draws.ageing), age, p["conditioning"])
 
 
-def _apply_texture(tissue: Tensor, texture: Tensor) -> Tensor:
-    """Exchange grey and white matter locally: GM' = clip(GM (1 + a T), 0, GM + WM), WM' = GM + WM - GM'."""
-    gm, wm, csf = tissue.unbind(1)
-    gm_new = torch.minimum((gm * (1 + TEXTURE_STRENGTH * texture[:, 0])).clamp_min(0), gm + wm)
-    return torch.stack([gm_new, gm + wm - gm_new, csf], 1)
-
-
-# ------------------------------------------------------------------------------- rendering
-def _render_mri(tissue: Tensor, rng: np.random.Generator) -> Tensor:
-    """T1-like: I = B (mu_GM GM + mu_WM WM + mu_CSF CSF)^gamma, then Rician noise of level sigma.
-
-    Per subject: mu_WM = 1, mu_GM ~ 0.6 +- 0.03, mu_CSF ~ 0.15 +- 0.03, gamma ~ exp(0.08 N),
-    bias field B = exp(0.1 z) with z a smooth field, sigma ~ U(0.02, 0.04).
-    """
-    n, spatial = tissue.shape[0], tissue.shape[2:]
-    view = (-1,) + (1,) * len(spatial)
-    as_t = lambda a: torch.as_tensor(a, dtype=torch.float32).view(view)  # noqa: E731
-    mu_gm = as_t(0.6 + 0.03 * rng.standard_normal(n))
-    mu_csf = as_t(np.clip(0.15 + 0.03 * rng.standard_normal(n), 0.02, None))
-    gamma = as_t(np.exp(0.08 * rng.standard_normal(n)))
-    control = torch.as_tensor(rng.standard_normal((n, 1, *[3] * len(spatial))), dtype=torch.float32)
-    bias = torch.exp(0.1 * anatomy.smooth_field(control, spatial))[:, 0]
-    sigma = as_t(rng.uniform(0.02, 0.04, n))
-    gm, wm, csf = tissue.unbind(1)
-    clean = bias * (mu_gm * gm + wm + mu_csf * csf).clamp_min(0) ** gamma
-    n1, n2 = (torch.as_tensor(rng.standard_normal((n, *spatial)), dtype=torch.float32) for _ in range(2))
-    return torch.sqrt((clean + sigma * n1) ** 2 + (sigma * n2) ** 2)[:, None]
-
-
-def _pet_misregistration(n: int, dims: int, spread_mm: float, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
-    """Per-subject rigid motion of PET against MRI: shifts ~ N(0, m^2) mm per axis, angles ~ N(0, (m/2)^2) degrees.
-
-    In 2D the motion is in-plane (one angle, two shifts); in 3D it has three of each.
-    """
-    angles = np.deg2rad(spread_mm / 2) * rng.standard_normal((n, 1 if dims == 2 else 3))
-    shifts = spread_mm * rng.standard_normal((n, dims))
-    return torch.as_tensor(angles, dtype=torch.float32), torch.as_tensor(shifts, dtype=torch.float32)
-
-
-PET_PATTERN = {"temporoparietal": 1.0, "posterior_cingulate": 1.0, "lateral_temporal": 0.8, "medial_temporal": 0.6}
-
-
-def _render_pet(
-    tissue: Tensor,
-    regions: Mapping[str, Tensor],
-    load: Tensor,
-    motion: tuple[Tensor, Tensor],
-    voxel_mm: float,
-    rng: np.random.Generator,
-) -> Tensor:
-    """FDG-like: P = blur_8mm(move(g (GM + 0.25 WM + 0.05 CSF)(1 - h)) + noise).
-
-    Hypometabolism h = min(0.4 l w, 0.7) (HYPOMETABOLISM) with w = min(sum_r a_r w_r, 1) over ``PET_PATTERN``
-    (temporoparietal and posterior cingulate 1.0, lateral temporal 0.8, medial temporal 0.6).
-    Global scale g ~ exp(0.1 N) (PET_SCALE_SD). Noise std k sqrt(max(uptake, 0)) with k ~ U(0.12, 0.24) per subject,
-    added before the blur, so it is spatially correlated as in a reconstructed PET image.
-    """
-    n, spatial = tissue.shape[0], tissue.shape[2:]
-    view = (-1,) + (1,) * len(spatial)
-    pattern = sum(a * regions[r] for r, a in PET_PATTERN.items()).clamp(0, 1)
-    hypo = (HYPOMETABOLISM * load.view(view) * pattern).clamp(0, 0.7)
-    scale = torch.as_tensor(np.exp(PET_SCALE_SD * rng.standard_normal(n)), dtype=torch.float32).view(view)
-    gm, wm, csf = tissue.unbind(1)
-    uptake = (scale * (gm + 0.25 * wm + 0.05 * csf) * (1 - hypo))[:, None]
-    angles, shifts = motion
-    if shifts.abs().sum() > 0:
-        uptake = anatomy.rigid_warp(uptake, angles[:, 0] if len(spatial) == 2 else angles, shifts / voxel_mm)
-    k = torch.as_tensor(rng.uniform(0.12, 0.24, n), dtype=torch.float32).view(-1, 1, *[1] * len(spatial))
-    noise = torch.as_tensor(rng.standard_normal(tuple(uptake.shape)), dtype=torch.float32)
-    noisy = uptake + k * uptake.clamp_min(0).sqrt() * noise
-    return anatomy.gaussian_blur(noisy, PET_FWHM_MM / 2.355 / voxel_mm).clamp_min(0)
-
-
-def _images(p: Mapping, latents: dict, sex: np.ndarray) -> tuple[Tensor, Tensor, dict]:
-    """MRI and PET for every subject, rendered a chunk of subjects at a time."""
+def _images(p: Mapping, latents: dict, sex: np.ndarray, draws=None, age: np.ndarray | None = None) -> tuple[Tensor, Tensor, dict]:
+    """MRI and PET for every subject, rendered a chunk of subjects at a time (``draws``: the regime knobs')."""
     n, dims, size, seed = p["n_subjects"], p["spatial_dims"], p["image_size"], p["seed"]
     spatial = (size,) * dims
     voxel_mm = anatomy.FIELD_OF_VIEW_MM / size
     template = anatomy.load_template()
     reference = anatomy.reference_points(dims, size)
-    geo = _geometry(n, sex, dims, _rng(seed, "anatomy"))
-    motion = _pet_misregistration(n, dims, p["misregistration"], _rng(seed, "pet", 1))
+    geo = imaging.geometry(n, sex, dims, _rng(seed, "anatomy"))
+    motion = imaging.pet_misregistration(n, dims, p["misregistration"], _rng(seed, "pet", 1))
     mri_rng, pet_rng = _rng(seed, "mri"), _rng(seed, "pet")
-    mri, pet = [], []
+    loads = {m: _shown_load(p, latents[m], draws, age) for m in ("mri", "pet")}
+    degraded = draws.degraded if draws is not None else np.zeros((n, 3), dtype=bool)
+    mri, pet, foci = [], [], []
     for start in range(0, n, _CHUNK):
         part = slice(start, min(start + _CHUNK, n))
         k = part.stop - part.start
@@ -408,16 +326,26 @@ def _images(p: Mapping, latents: dict, sex: np.ndarray) -> tuple[Tensor, Tensor,
         points = anatomy.subject_points(reference, geo["scale"][part], geo["angles"][part], geo["shift"][part], displacement)
         maps = anatomy.sample_template(template, points)
         regions = dict(zip(template.channels[4:], maps[:, 4:].unbind(1)))
-        texture = _texture(seed, start, k, spatial, TEXTURE_MM / voxel_mm)
-        atrophied = _apply_texture(_atrophy(maps, regions, disease_load(latents["mri"][part])), texture)
-        mri.append(_render_mri(atrophied, mri_rng))
-        healthy = _apply_texture(maps[:, :3], texture)
+        texture = imaging.texture(_subject_rngs(seed, "texture", start, k), spatial, imaging.TEXTURE_MM / voxel_mm)
+        healthy = imaging.apply_texture(maps[:, :3], texture)
+        lesion_mri, lesion_pet = 0.0, 0.0
+        if p.get("interaction", 0.0):
+            rngs = _subject_rngs(seed, "lesions", start, k)
+            lesion_mri, lesion_pet, *at = regimes.lesion_maps(points, healthy[:, 0], draws.coincide[part], rngs)
+            foci.append(torch.stack(at, 1))  # (k, 2, dims): MRI and PET focus, voxel indices
+        atrophied = imaging.apply_texture(imaging.atrophy(maps, regions, loads["mri"][part]), texture)
+        image = imaging.render_mri(atrophied, mri_rng)
+        if p.get("interaction", 0.0):
+            image = image * (1 + lesion_mri[:, None])
+        mri.append(regimes.degrade_mri(image, degraded[part, 0], _subject_rngs(seed, "degraded", start, k)))
         pet_motion = (motion[0][part], motion[1][part])
-        pet.append(_render_pet(healthy, regions, disease_load(latents["pet"][part]), pet_motion, voxel_mm, pet_rng))
+        noise = regimes.pet_noise_factor(degraded[part, 1]) if degraded.any() else 1.0
+        pet.append(imaging.render_pet(healthy, regions, loads["pet"][part], pet_motion, voxel_mm, pet_rng, lesion_pet, noise))
     info = {
         "head_scale": geo["scale"].numpy().astype(np.float64),
         "pet_shift_mm": motion[1].numpy().astype(np.float64),
         "pet_rotation_deg": np.rad2deg(motion[0].numpy()).astype(np.float64),
+        **({"lesion_voxels": torch.cat(foci).numpy()} if foci else {}),  # (N, 2, dims): MRI, PET focus
     }
     return torch.cat(mri), torch.cat(pet), info
 
@@ -483,9 +411,17 @@ def _generate(p: Mapping) -> MultimodalDataset:
     severity = rng.standard_normal(n)
     sex = (rng.random(n) < 0.5).astype(np.int64)
     latents = _modality_latents(severity, p["modality_signal"], p["complementarity"], rng)
-    labels = _labels_by_rank(severity, p["class_balance"])
-    mri, pet, info = _images(p, latents, sex)
     raw = _clinical_raw(latents["clinical"], sex, _rng(seed, "clinical"))
+    on = any(p.get(k, 0.0) for k in regimes.KNOBS)
+    draws = regimes.draw_regimes(n, p, _rng(seed, "regimes")) if on else None
+    diagnosis = regimes.diagnosis_latent(severity, draws, p) if on else severity
+    labels = _labels_by_rank(diagnosis, p["class_balance"])
+    shown, table = latents, raw
+    if on and draws.degraded.any():
+        shown = regimes.misleading_latents(latents, draws, MODALITIES, _rng(seed, "degraded"))
+        misleading = _clinical_raw(shown["clinical"], sex, _rng(seed, "degraded", 1))
+        table = regimes.mistyped_clinical(raw, misleading, draws.degraded[:, 2])
+    mri, pet, info = _images(p, shown, sex, draws, raw[:, 0])
     noisy = _noisy_labels(labels, p["label_noise"], _rng(seed, "labels"))
     meta = {
         "severity": severity,
@@ -493,13 +429,14 @@ def _generate(p: Mapping) -> MultimodalDataset:
         "label_clean": labels,
         "label_flipped": noisy != labels,
         **info,
-        "clinical_raw": raw,
+        "clinical_raw": table,
         "clinical_units": dict(CLINICAL_UNITS),
         "affine": anatomy.voxel_to_mni(p["spatial_dims"], p["image_size"]).tolist(),
         "params": json.loads(json.dumps(p)),
+        **(_regime_meta(diagnosis, draws, raw) if on else {}),
     }
     data = MultimodalDataset(
-        {"mri": mri, "pet": pet, "clinical": torch.as_tensor(scale_clinical(raw), dtype=torch.float32)},
+        {"mri": mri, "pet": pet, "clinical": torch.as_tensor(scale_clinical(table), dtype=torch.float32)},
         noisy,
         class_names=CLASS_NAMES,
         feature_names={"clinical": CLINICAL_FEATURES},
@@ -507,6 +444,17 @@ def _generate(p: Mapping) -> MultimodalDataset:
         meta=meta,
     )
     return _apply_missing(data, p)
+
+
+def _regime_meta(diagnosis: np.ndarray, draws, raw: np.ndarray) -> dict:
+    """The hidden truth of the regime knobs, one value per subject."""
+    return {
+        "diagnosis": diagnosis,  # what the labels rank: severity, plus the lesions' shift under interaction
+        "lesions_coincide": draws.coincide > 0,
+        "ageing_weight": regimes.ageing_weight(raw[:, 0]),  # w(true age)
+        "ageing_latent": draws.ageing,
+        "degraded": draws.degraded,  # (N, 3): mri, pet, clinical
+    }
 
 
 @contextlib.contextmanager
