@@ -243,6 +243,10 @@ def compare(
     items = [_as_item(s, folds[0].train.modalities) for s in setups]
     if not items:
         raise ValueError("nothing to compare: give at least one setup")
+    labels = [item.label for item in items]
+    twice = next((label for label in labels if labels.count(label) > 1), None)
+    if twice is not None:
+        raise ValueError(f"two setups are both called {twice!r}; name them apart with Setup(..., name=...)")
     show = (not quick_mode()) if progress is None else progress
     jobs = [(item, seed, i) for item in items for seed in seeds for i in range(len(folds))]
     runs = []

@@ -1,10 +1,13 @@
 """One training loop for every model: fit, evaluate, predict, checkpoints.
 
 A model takes the batch dict and returns logits, or an output object with a
-``.logits`` field. Two optional hooks let a strategy change the recipe without
-its own loop: ``model.loss(output, label)`` replaces cross-entropy, and
-``model.after_fit(train)`` runs once after training (e.g. to fit a stacking
-meta-learner). Small in-memory datasets move to the device once and are
+``.logits`` field. Optional hooks let a strategy change the recipe without its
+own loop: ``model.before_fit(train)`` runs first (table statistics),
+``model.loss(output, label)`` replaces cross-entropy, and ``model.after_fit(train)``
+runs once after training (e.g. to fit a stacking meta-learner). A model with
+``cross_fit = K > 1`` gets ``after_fit(train, refit=...)``: ``refit(part)`` trains a
+copy from the same initial weights on part of the training set, for out-of-fold
+predictions. Small in-memory datasets move to the device once and are
 batched there by indexing, so the loop costs little beyond the model itself.
 
 Imports from fusion_kit: core, data, fusion (for ``logits_of``) and metrics.
@@ -217,25 +220,66 @@ def fit(
     if callable(before_fit):
         before_fit(train)
     model.to(dev)
-    train_d = train.to(dev)
-    val_d = val.to(dev) if val is not None else None
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    generator = torch.Generator().manual_seed(seed)
+    initial = copy.deepcopy(model.state_dict()) if getattr(model, "cross_fit", 0) > 1 else None
+    recipe = _Recipe(epochs, batch_size, lr, weight_decay, patience, dev, amp, seed)
+    start = time.perf_counter()
+    history = _train(model, train.to(dev), val.to(dev) if val is not None else None, recipe,
+                     (not quick_mode()) if progress is None else progress)
+    after_fit = getattr(model, "after_fit", None)
+    if callable(after_fit) and initial is not None:  # cross-fitting: copies trained without each fold
+        after_fit(train.to(dev), refit=lambda part: _refit(model, initial, part, val, recipe))
+    elif callable(after_fit):
+        after_fit(train.to(dev))
+    history.seconds = time.perf_counter() - start
+    if checkpoint is not None:
+        save_checkpoint(model, checkpoint)
+    return history
+
+
+@dataclass(frozen=True)
+class _Recipe:
+    """How ``fit`` trains, checked: what a cross-fitted copy is trained with too."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    patience: int | None
+    device: torch.device
+    amp: bool
+    seed: int
+
+
+def _refit(model: nn.Module, initial: dict, train: MultimodalDataset, val: MultimodalDataset | None,
+           recipe: _Recipe) -> nn.Module:
+    """A copy of ``model`` from its initial weights, trained on ``train`` alone (no after_fit: a fold model)."""
+    clone = copy.deepcopy(model)
+    clone.load_state_dict(initial)
+    dev = recipe.device
+    _train(clone, train.to(dev), val.to(dev) if val is not None else None, recipe, False)
+    return clone
+
+
+def _train(model: nn.Module, train_d: MultimodalDataset, val_d: MultimodalDataset | None, recipe: _Recipe,
+           show: bool) -> History:
+    """The loop: AdamW, one pass over shuffled batches an epoch, the lowest validation loss kept."""
+    seed_everything(recipe.seed)
+    dev = recipe.device
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    generator = torch.Generator().manual_seed(recipe.seed)
     history = History(device=str(dev))
     best_loss, best_state, waited = float("inf"), None, 0
-    show = (not quick_mode()) if progress is None else progress
-    start = time.perf_counter()
-    bar = _progress_bar(epochs, show)
-    for epoch in range(1, epochs + 1):
-        history.train_loss.append(_train_one_epoch(model, train_d, optimizer, batch_size, generator, dev, amp))
+    bar = _progress_bar(recipe.epochs, show)
+    for epoch in range(1, recipe.epochs + 1):
+        history.train_loss.append(_train_one_epoch(model, train_d, optimizer, recipe.batch_size, generator, dev, recipe.amp))
         if not math.isfinite(history.train_loss[-1]):
             bar.close()
             raise FloatingPointError(
                 f"the training loss became {history.train_loss[-1]} in epoch {epoch}: the weights diverged; "
-                f"lower the learning rate (lr={lr:g}, try lr={lr / 10:g}) and check the inputs for extreme values"
+                f"lower the learning rate (lr={recipe.lr:g}, try lr={recipe.lr / 10:g}) and check the inputs for extreme values"
             )
         if val_d is not None:
-            val_loss, val_bacc = _validate(model, val_d, dev, amp)
+            val_loss, val_bacc = _validate(model, val_d, dev, recipe.amp)
             history.val_loss.append(val_loss)
             history.val_balanced_accuracy.append(val_bacc)
             if val_loss < best_loss - 1e-4:
@@ -245,7 +289,7 @@ def fit(
                 waited += 1
         bar.update(1)
         bar.set_postfix(_postfix(history), refresh=False)
-        if patience is not None and val_d is not None and waited >= patience:
+        if recipe.patience is not None and val_d is not None and waited >= recipe.patience:
             history.stopped_early = True
             break
     bar.close()
@@ -254,12 +298,6 @@ def fit(
     else:
         history.best_epoch = history.epochs_run
     model.eval()
-    after_fit = getattr(model, "after_fit", None)
-    if callable(after_fit):
-        after_fit(train_d)
-    history.seconds = time.perf_counter() - start
-    if checkpoint is not None:
-        save_checkpoint(model, checkpoint)
     return history
 
 

@@ -281,7 +281,7 @@ def test_evidential_uncertainty_is_one_for_absent_modalities():
 def test_stacking_fits_its_meta_learner_after_training(num_classes):
     ds = tiny_dataset(60, num_classes=num_classes)
     torch.manual_seed(0)
-    model = build_model("stacking", ds, **SMALL)
+    model = build_model("stacking", ds, cross_fit=1, **SMALL)  # in-sample, so the features below are the ones it saw
     assert not model.fitted
     fit(model, ds, epochs=2, batch_size=32, progress=False)
     assert model.fitted and model.meta_weight.abs().sum() > 0

@@ -76,3 +76,23 @@ def test_fusion_beats_the_best_single_modality(splits):
     single = [Splits(*(s.select([m]) for s in splits)) for m in ("mri", "pet", "clinical")]
     unimodal = max(train_and_score("unimodal", one) for one in single)
     assert train_and_score("concat", splits) > unimodal + 0.05
+
+
+@pytest.mark.parametrize("strategy", ["stacking", "weighted_vote"])
+def test_meta_rules_are_fitted_on_out_of_fold_probabilities(strategy, monkeypatch):
+    """Each fold of the training set is predicted by a copy trained without it; cross_fit=1 skips that."""
+    from fusion_kit import train
+
+    splits = split_dataset(make_cohort(), seed=0)
+    parts, real = [], train._refit
+    monkeypatch.setattr(train, "_refit", lambda model, initial, part, val, recipe: parts.append(len(part))
+                        or real(model, initial, part, val, recipe))
+    model = build_model(strategy, splits.train, cross_fit=3, channels=(4, 8), out_dim=8)
+    fit(model, splits.train, splits.val, epochs=2, progress=False)
+    assert len(parts) == 3 and all(abs(p - len(splits.train) * 2 / 3) <= 3 for p in parts)
+    assert evaluate(model, splits.test).balanced_accuracy > CHANCE
+    parts.clear()
+    fit(build_model(strategy, splits.train, cross_fit=1, channels=(4, 8), out_dim=8), splits.train, epochs=1, progress=False)
+    assert parts == []
+    with pytest.raises(ValueError, match="cross_fit is a number of folds"):
+        build_model(strategy, splits.train, cross_fit=0)

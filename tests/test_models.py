@@ -55,7 +55,7 @@ def test_registry_covers_every_family_with_documented_classes():
         doc = (cls.__doc__ or "").strip()
         assert doc and "\n" not in doc, f"{cls.__name__} needs a one-line docstring with its equation"
     assert strategies("output") == ["average", "majority_vote", "weighted_vote", "learned_weights", "stacking", "evidential"]
-    assert len(strategies("attention")) == 5 and strategies("hierarchical") == ["hierarchical"]
+    assert len(strategies("attention")) == 6 and strategies("hierarchical") == ["hierarchical", "exchange"]
 
 
 def test_build_model_sets_the_contract_attributes(data):

@@ -16,12 +16,13 @@ from .attention import (
     ChannelAttention,
     CrossAttention,
     FeatureTokens,
+    ImageCrossAttention,
     ModalityAttention,
     SpatialAttention,
     TransformerFusion,
 )
 from .base import FusionModel, FusionOutput, ModelConfig, RepresentationFusion, UnimodalModel, logits_of
-from .hierarchical import HierarchicalFusion
+from .hierarchical import ExchangeFusion, HierarchicalFusion
 from .input import ChannelStackFusion, TabularChannelsFusion
 from .masking import IMPUTE_KINDS, Imputer, ModalityDropout, masked_mean, masked_softmax
 from .missing import FallbackModel
@@ -54,6 +55,7 @@ __all__ = [
     "CrossAttention",
     "DAFTFusion",
     "EvidentialFusion",
+    "ExchangeFusion",
     "FallbackModel",
     "FeatureTokens",
     "FiLMFusion",
@@ -62,6 +64,7 @@ __all__ = [
     "GatedFusion",
     "HierarchicalFusion",
     "IMPUTE_KINDS",
+    "ImageCrossAttention",
     "Imputer",
     "LearnedWeightFusion",
     "LowRankFusion",

@@ -1,9 +1,10 @@
 """Attention-based fusion: learned, per-subject weights decide how much each part of each modality counts.
 
 Weights over modalities (``modality_attention``), over channels (``channel_attention``), over places in
-the image (``spatial_attention``), over modality tokens (``transformer``), or from one modality's tokens
-to another's (``cross_attention``). Every model returns its weights in ``FusionOutput.attention`` and
-gives absent modalities zero weight without reading their content.
+the image (``spatial_attention``), over modality tokens (``transformer``), from one modality's tokens
+to another's (``cross_attention``), or between the patches of two images (``image_cross_attention``).
+Every model returns its weights in ``FusionOutput.attention`` and gives absent modalities zero weight
+without reading their content.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ __all__ = [
     "TransformerFusion",
     "CrossAttention",
     "FeatureTokens",
+    "ImageCrossAttention",
 ]
 
 AFTER_ENCODERS = "after the encoders: one fusion point, weighted per subject"
@@ -257,3 +259,64 @@ class CrossAttention(FusionModel):
         o = self.norm(q + o)
         z = torch.cat([masked_mean(o, q_present, 1), masked_mean(k, k_present, 1)], 1)  # (B, 2d)
         return FusionOutput(self.head(z), attention=weights, mask=mask)  # attention[..., 0]: the "nothing" key
+
+
+class ImageCrossAttention(FusionModel):
+    """o_i = q_i + Σ_j softmax_j(q_i·k_j/√d) v_j: each image's patch tokens attend to the other images' patches; z = [mean FFN(o); h_tables]"""
+
+    family: ClassVar[str] = "attention"
+    fusion_point: ClassVar[str] = "the deepest image feature maps: every patch of one image attends to the patches of the other"
+    fusion_label: ClassVar[str] = "cross-attention\nbetween image patches"
+
+    def __init__(self, specs: Mapping[str, ModalitySpec], num_classes: int, *, dim: int = 32, heads: int = 4,
+                 **options) -> None:
+        super().__init__(specs, num_classes, **options)
+        self.require(images=2, same_grid=True, why="a patch of one image attends to the patches of the other, place by place")
+        if dim % heads:
+            raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
+        grid = _grid_after_stages(self.specs[self.images[0]].spatial_shape, len(self.channels))
+        self.grid = grid
+        self.encoders = nn.ModuleDict({m: self.make_encoder(m, maps_only=m in self.images) for m in self.modalities})
+        self.patch = nn.ModuleDict({m: nn.Linear(self.channels[-1], dim) for m in self.images})
+        self.position = nn.Parameter(0.02 * torch.randn(math.prod(grid), dim))  # one per place, shared by the images
+        self.modality_embedding = nn.ParameterDict({m: nn.Parameter(0.02 * torch.randn(dim)) for m in self.images})
+        self.null = nn.Parameter(torch.zeros(1, 1, dim))  # a key that is always present: "attend to nothing"
+        self.attend = nn.ModuleDict({m: nn.MultiheadAttention(dim, heads, batch_first=True) for m in self.images})
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.feed = nn.Sequential(nn.Linear(dim, 2 * dim), nn.ReLU(), nn.Linear(2 * dim, dim))  # compares what met
+        self.head = nn.Linear(dim + len(self.tables) * self.out_dim, self.num_classes)
+
+    def summarize_attention(self, attention) -> tuple[np.ndarray, list[str]]:
+        """The first image's patches: their weight on "nothing" and on the other images, summed over patches."""
+        a = np.asarray(attention, dtype=float).mean(1)  # (N, 1 + (I-1) P): mean over the first image's patches
+        patches = math.prod(self.grid)
+        others = [a[:, 1 + i * patches: 1 + (i + 1) * patches].sum(1) for i in range(len(self.images) - 1)]
+        return np.stack([a[:, 0], *others], 1), ["nothing", *self.images[1:]]
+
+    def tokens(self, batch: Mapping[str, Tensor], mask: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
+        """Per image: patch tokens (B, P, d), zero where the image is absent, and their presence (B, P)."""
+        out = {}
+        for m in self.images:
+            fmap = self.encoders[m].forward_features(batch[m])[-1]  # (B, C, *S)
+            tok = self.patch[m](fmap.flatten(2).transpose(1, 2)) + self.position + self.modality_embedding[m]  # (B, P, d)
+            present = self.present(mask, m).unsqueeze(1).expand(-1, tok.shape[1])  # (B, P)
+            out[m] = (torch.where(present.unsqueeze(-1), tok, torch.zeros_like(tok)), present)
+        return out
+
+    def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
+        batch, mask = self.read(batch)  # (B, M)
+        tokens = self.tokens(batch, mask)
+        fused, present, first = [], [], None
+        for m in self.images:
+            q, q_present = tokens[m]
+            others = [tokens[o] for o in self.images if o != m]
+            kv = torch.cat([self.null.expand(len(q), 1, -1), *(t for t, _ in others)], 1)  # (B, 1 + (I-1) P, d)
+            kv_present = torch.cat([torch.ones_like(q_present[:, :1]), *(p for _, p in others)], 1)
+            o, weights = self.attend[m](q, kv, kv, key_padding_mask=~kv_present, need_weights=True)  # (B, P, d)
+            x = self.norm1(q + o)
+            fused.append(self.norm2(x + self.feed(x)))  # (B, P, d)
+            present.append(q_present)
+            first = weights if first is None else first
+        z = masked_mean(torch.cat(fused, 1), torch.cat(present, 1), 1)  # (B, d)
+        parts = [z] + [self.keep(self.encoders[m](batch[m]), self.present(mask, m)) for m in self.tables]
+        return FusionOutput(self.head(torch.cat(parts, 1)), attention=first, mask=mask)

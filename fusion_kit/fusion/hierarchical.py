@@ -23,7 +23,20 @@ from ..data.dataset import ModalitySpec
 from ..encoders import BATCH_NORM, global_pool
 from .base import FusionModel, FusionOutput
 
-__all__ = ["HierarchicalFusion"]
+__all__ = ["HierarchicalFusion", "ExchangeFusion"]
+
+
+def check_depths(depths: Sequence[int] | int, channels: Sequence[int]) -> tuple[int, ...]:
+    """Encoder stage indices, sorted and unique; negative ones count from the last stage."""
+    n = len(channels)
+    depths = (depths,) if isinstance(depths, int) else tuple(depths)
+    bad = [d for d in depths if not isinstance(d, int) or not -n <= d < n]
+    if not depths or bad:
+        raise ValueError(
+            f"depths must be stage indices in 0..{n - 1} (the encoder has {n} stages, channels={tuple(channels)}), "
+            f"e.g. (0,) early, ({n - 1},) late or {tuple(range(n))} all; got {depths!r}"
+        )
+    return tuple(sorted({d % n for d in depths}))
 
 
 class HierarchicalFusion(FusionModel):
@@ -39,7 +52,7 @@ class HierarchicalFusion(FusionModel):
 
         super().__init__(specs, num_classes, **options)
         self.require(images=1, same_grid=True, why="hierarchical fusion mixes image feature maps at each depth")
-        self.depths = self._check_depths(depths)
+        self.depths = check_depths(depths, self.channels)
         n, c, dims = len(self.channels), self.channels, self.specs[self.images[0]].spatial_dims
         last = self.depths[-1]
         self.encoders = nn.ModuleDict()
@@ -60,17 +73,6 @@ class HierarchicalFusion(FusionModel):
             for s in range(self.depths[0] + 1, n)
         })
         self.head = nn.Linear(c[-1], self.num_classes)
-
-    def _check_depths(self, depths: Sequence[int]) -> tuple[int, ...]:
-        n = len(self.channels)
-        depths = (depths,) if isinstance(depths, int) else tuple(depths)
-        bad = [d for d in depths if not isinstance(d, int) or not -n <= d < n]
-        if not depths or bad:
-            raise ValueError(
-                f"depths must be stage indices in 0..{n - 1} (the encoder has {n} stages, channels={self.channels}), "
-                f"e.g. (0,) early, ({n - 1},) late or {tuple(range(n))} all; got {depths!r}"
-            )
-        return tuple(sorted({d % n for d in depths}))
 
     @property
     def where(self) -> str:
@@ -101,3 +103,46 @@ class HierarchicalFusion(FusionModel):
                     f = f + shift.view(*shift.shape, *([1] * (f.ndim - 2)))
                 b = f if b is None else b + f
         return FusionOutput(self.head(global_pool(b)), mask=mask)
+
+
+class ExchangeFusion(FusionModel):
+    """f_i^(s) = B_i^(s)(f_i^(s-1)) + Σ_{j≠i} φ_s^(j→i)(B_j^(s)(f_j^(s-1))) at each s in depths: the image encoders exchange maps both ways;  z = [h_1; ...; h_M]"""
+
+    family: ClassVar[str] = "hierarchical"
+    fusion_label: ClassVar[str] = "encoders exchange\nfeature maps"
+
+    def __init__(
+        self, specs: Mapping[str, ModalitySpec], num_classes: int, *, depths: Sequence[int] = (0, 1, 2), **options
+    ) -> None:
+        super().__init__(specs, num_classes, **options)
+        self.require(images=2, same_grid=True, why="the encoders exchange feature maps place by place")
+        self.depths = check_depths(depths, self.channels)
+        conv = nn.Conv2d if self.specs[self.images[0]].spatial_dims == 2 else nn.Conv3d
+        self.encoders = nn.ModuleDict({m: self.make_encoder(m) for m in self.modalities})
+        self.exchange = nn.ModuleDict({  # φ_s^(j→i): a 1x1 convolution from image j's maps into image i's
+            f"{s}_{j}_{i}": conv(self.channels[s], self.channels[s], kernel_size=1)
+            for s in self.depths for i in self.images for j in self.images if i != j
+        })
+        for phi in self.exchange.values():  # start as separate encoders: the exchange is learned from zero
+            nn.init.zeros_(phi.weight)
+            nn.init.zeros_(phi.bias)
+        self.head = nn.Linear(len(self.modalities) * self.out_dim, self.num_classes)
+
+    @property
+    def where(self) -> str:
+        stages = ", ".join(str(s) for s in self.depths)
+        return f"inside the image encoders: after stage(s) {stages} each image's maps receive the others'; tables join at the head"
+
+    def diagram(self) -> dict:
+        return {"layout": "exchange", "depths": self.depths}
+
+    def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
+        batch, mask = self.read(batch)  # (B, M)
+        x = {m: batch[m] for m in self.images}
+        for s in range(len(self.channels)):
+            x = {m: self.keep(self.encoders[m].stages[s](x[m]), self.present(mask, m)) for m in self.images}  # (B, C_s, .)
+            if s in self.depths:  # simultaneous exchange: every image reads the others' maps of this stage
+                x = {i: x[i] + sum(self.exchange[f"{s}_{j}_{i}"](x[j]) for j in self.images if j != i) for i in self.images}
+        h = [self.keep(self.encoders[m].embed(x[m]), self.present(mask, m)) for m in self.images]
+        h += [self.keep(self.encoders[m](batch[m]), self.present(mask, m)) for m in self.tables]
+        return FusionOutput(self.head(torch.cat(h, 1)), mask=mask)

@@ -4,7 +4,8 @@ Every model trains all unimodal classifiers (``loss`` averages their cross-entro
 modalities) and returns them in ``FusionOutput.modality_logits``. The combination only ever uses the
 present modalities ``P``: averaging probabilities, majority or weighted voting, learned weights, a
 stacked logistic-regression meta-learner (fit after training) or Dempster-Shafer combination of
-evidential opinions.
+evidential opinions. The weighted vote and stacking are fitted on out-of-fold (cross-fitted) unimodal
+probabilities of the training subjects.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from .masking import masked_mean, masked_softmax
 
 __all__ = [
     "OutputFusion",
+    "CrossFitted",
     "AverageFusion",
     "MajorityVoteFusion",
     "WeightedVoteFusion",
@@ -83,6 +85,44 @@ class OutputFusion(FusionModel):
         return torch.cat(probs), torch.cat(masks)
 
 
+class CrossFitted(OutputFusion):
+    """Base of the rules fitted after training on the unimodal probabilities of the training subjects.
+
+    Probabilities of subjects a classifier was trained on over-trust whichever modality overfits most,
+    so they are cross-fitted: the training set is cut into ``cross_fit`` folds, a copy of the model is
+    trained without each fold (``fit`` passes ``refit``) and predicts it; every subject's probabilities
+    then come from classifiers that did not see it. ``cross_fit=1`` uses the in-sample probabilities.
+    """
+
+    def __init__(self, specs: Mapping[str, ModalitySpec], num_classes: int, *, cross_fit: int = 3, **options) -> None:
+        super().__init__(specs, num_classes, **options)
+        if isinstance(cross_fit, bool) or not isinstance(cross_fit, int) or cross_fit < 1:
+            raise ValueError(f"cross_fit is a number of folds (1: in-sample), got {cross_fit!r}")
+        self.cross_fit = cross_fit
+
+    def held_out_probabilities(self, train: MultimodalDataset, refit=None) -> tuple[Tensor, Tensor]:
+        """Out-of-fold softmax(l_m) (N, M, K) for the training subjects, and their mask (N, M)."""
+        if refit is None or self.cross_fit < 2:
+            return self.unimodal_probabilities(train)
+        from sklearn.model_selection import StratifiedKFold
+
+        labels = train.labels.cpu().numpy()
+        k = int(min(self.cross_fit, np.bincount(labels).max()))
+        folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=0) if np.bincount(labels).min() >= k else None
+        cuts = folds.split(np.zeros(len(labels)), labels) if folds else _plain_folds(len(labels), k)
+        probs, mask = self.unimodal_probabilities(train)
+        for rest, held in cuts:
+            copy = refit(train.subset(rest))
+            probs[torch.as_tensor(held, device=probs.device)] = copy.unimodal_probabilities(train.subset(held))[0]
+        return probs, mask
+
+
+def _plain_folds(n: int, k: int):
+    order = np.random.default_rng(0).permutation(n)
+    for held in np.array_split(order, k):
+        yield np.setdiff1d(order, held), held
+
+
 class AverageFusion(OutputFusion):
     """p = (1/|P|) Σ_{m∈P} softmax(l_m)"""
 
@@ -109,8 +149,8 @@ class MajorityVoteFusion(OutputFusion):
         return self.output(_log(share / share.sum(-1, keepdim=True).clamp_min(1e-8)), l, mask)
 
 
-class WeightedVoteFusion(OutputFusion):
-    """y = argmax_k Σ_{m∈P} w_m [argmax l_m = k], w_m = balanced accuracy of classifier m on the training set"""
+class WeightedVoteFusion(CrossFitted):
+    """y = argmax_k Σ_{m∈P} w_m [argmax l_m = k], w_m = balanced accuracy of classifier m, out of fold on the training set"""
 
     fusion_label: ClassVar[str] = "weighted vote\nΣ w_m vote_m"
 
@@ -128,11 +168,12 @@ class WeightedVoteFusion(OutputFusion):
         share = share + 1e-3 * masked_mean(probs, mask, 1)
         return self.output(_log(share / share.sum(-1, keepdim=True)), l, mask, attention=w)
 
-    def after_fit(self, train: MultimodalDataset) -> None:
-        """w_m = balanced accuracy of modality m's classifier on the training subjects where m is present."""
+    def after_fit(self, train: MultimodalDataset, refit=None) -> None:
+        """w_m = balanced accuracy of modality m's classifier on the training subjects where m is present
+        (out of fold: each subject predicted by a copy that did not train on it)."""
         from sklearn.metrics import balanced_accuracy_score
 
-        probs, mask = self.unimodal_probabilities(train)
+        probs, mask = self.held_out_probabilities(train, refit)
         labels, predicted, mask = train.labels.cpu().numpy(), probs.argmax(-1).cpu().numpy(), mask.cpu().numpy()
         scores = [
             balanced_accuracy_score(labels[mask[:, j]], predicted[mask[:, j], j]) if mask[:, j].any() else 0.0
@@ -162,8 +203,8 @@ class LearnedWeightFusion(OutputFusion):
         return F.nll_loss(output.logits.float(), label) + self.unimodal_loss(output, label)
 
 
-class StackingFusion(OutputFusion):
-    """y = softmax(A [p_1; ...; p_M; mask] + c): a logistic-regression meta-learner on the unimodal probabilities"""
+class StackingFusion(CrossFitted):
+    """y = softmax(A [p_1; ...; p_M; mask] + c): a logistic-regression meta-learner on out-of-fold unimodal probabilities"""
 
     fusion_label: ClassVar[str] = "stacked\nmeta-learner"
 
@@ -191,11 +232,11 @@ class StackingFusion(OutputFusion):
         logits = self.features(probs, mask) @ self.meta_weight.T + self.meta_bias  # (B, K)
         return self.output(logits, l, mask)
 
-    def after_fit(self, train: MultimodalDataset) -> None:
-        """Fit the meta-learner (scikit-learn LogisticRegression) on the unimodal outputs for the training set."""
+    def after_fit(self, train: MultimodalDataset, refit=None) -> None:
+        """Fit the meta-learner (scikit-learn LogisticRegression) on the training set's out-of-fold unimodal outputs."""
         from sklearn.linear_model import LogisticRegression
 
-        probs, mask = self.unimodal_probabilities(train)
+        probs, mask = self.held_out_probabilities(train, refit)
         x = self.features(probs, mask).cpu().numpy()
         y = train.labels.cpu().numpy()
         if len(np.unique(y)) < 2:

@@ -15,7 +15,13 @@ A new figure goes in the module of its kind, and in ``__all__`` here.
 
 Imports from fusion_kit: metrics (calibration bins); never train, models or widgets.
 """
-from .attention import plot_attention_by_class, plot_attention_by_severity, plot_modality_weights, plot_spatial_attention
+from .attention import (
+    plot_attention_by_class,
+    plot_attention_by_severity,
+    plot_modality_weights,
+    plot_patch_attention,
+    plot_spatial_attention,
+)
 from .calibration import plot_reliability, plot_uncertainty
 from .data import plot_clinical, plot_pet_overlay, plot_registration, plot_registration_result, plot_samples
 from .diagrams import draw_architecture, draw_taxonomy
@@ -51,6 +57,7 @@ __all__ = [
     "plot_heatmaps",
     "plot_history",
     "plot_modality_weights",
+    "plot_patch_attention",
     "plot_pet_overlay",
     "plot_registration",
     "plot_registration_result",

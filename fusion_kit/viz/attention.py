@@ -9,7 +9,10 @@ import numpy as np
 
 from .style import MODALITY_COLORS, middle_slice, new_figure
 
-__all__ = ["plot_modality_weights", "plot_attention_by_class", "plot_attention_by_severity", "plot_spatial_attention"]
+__all__ = [
+    "plot_modality_weights", "plot_attention_by_class", "plot_attention_by_severity", "plot_spatial_attention",
+    "plot_patch_attention",
+]
 
 
 def plot_modality_weights(weights, labels, modalities, class_names, title: str = "Attention per modality"):
@@ -123,4 +126,43 @@ def plot_spatial_attention(dataset, attention, indices, images=("mri", "pet")):
     fig.set_layout_engine("constrained")
     if shown is not None:
         fig.colorbar(shown, ax=axes, shrink=0.8, label="weight a_i(x)")
+    return fig
+
+
+def plot_patch_attention(dataset, attention, indices, grid, *, query=None, images=("mri", "pet")):
+    """Where one image's patches look in the other (``image_cross_attention``): for each subject, the first
+    image with its query patch marked, and the second with that patch's attention over its patches.
+
+    ``attention`` (N, P, 1 + P) comes from the run's kept predictions on ``dataset``; ``grid`` is the patch
+    grid (``model.grid``). ``query`` gives, per subject, the (row, column) pixel to ask about (default:
+    the MRI focus of the interaction regime, ``meta["lesion_voxels"]``); the PET focus is circled.
+    """
+    attention = np.asarray(attention, dtype=float)
+    first, second = images
+    foci = dataset.meta.get("lesion_voxels")
+    fig, axes = new_figure(5.2, 2.5 * len(indices), ncols=2, nrows=len(indices))
+    fig.set_layout_engine("constrained")  # room for the colour bar
+    for r, i in enumerate(indices):
+        a, b = middle_slice(dataset.tensors[first][i].cpu()), middle_slice(dataset.tensors[second][i].cpu())
+        row, col = query[r] if query is not None else foci[i, 0][-2:]
+        scale = a.shape[0] / grid[0], a.shape[1] / grid[1]
+        patch = int(row // scale[0]) * grid[1] + int(col // scale[1])
+        weights = attention[i, patch, 1:].reshape(grid)  # drop the "nothing" key
+        axes[r, 0].imshow(a, cmap="gray", origin="lower")
+        axes[r, 0].plot([col], [row], "s", markersize=9, markerfacecolor="none", markeredgecolor="#00e5ff", mew=2)
+        axes[r, 1].imshow(b, cmap="gray", origin="lower")
+        shown = axes[r, 1].imshow(weights, cmap="magma", alpha=0.6, origin="lower", interpolation="nearest",
+                                  extent=(-0.5, b.shape[1] - 0.5, -0.5, b.shape[0] - 0.5))
+        if foci is not None:
+            axes[r, 1].plot([foci[i, 1][-1]], [foci[i, 1][-2]], "o", markersize=12, markerfacecolor="none",
+                            markeredgecolor="#00e5ff", mew=1.5)
+        label = dataset.class_names[int(dataset.labels[i])]
+        together = dataset.meta.get("lesions_coincide")
+        note = "" if together is None else (", foci together" if together[i] else ", foci apart")
+        axes[r, 0].set_ylabel(f"{dataset.subject_ids[i]}\n{label}{note}", fontsize=8)
+        for ax in axes[r]:
+            ax.set_xticks([]), ax.set_yticks([])
+    axes[0, 0].set_title(f"{first.upper()}: the query patch", fontsize=9)
+    axes[0, 1].set_title(f"its attention over {second.upper()} (circle: PET focus)", fontsize=9)
+    fig.colorbar(shown, ax=axes, shrink=0.7, label="attention weight")
     return fig

@@ -223,8 +223,30 @@ def _draw_stages(c: Canvas, model, ys: list[float], spec: dict) -> None:
     c.label(1.0, branch_y, "fusion branch b", color="#b45f06", style="italic")
 
 
+def _draw_exchange(c: Canvas, model, ys: list[float], spec: dict) -> None:
+    """Image encoders stage by stage, with a two-way exchange between the image rows after each exchange stage."""
+    step, x0 = 2.0, 3.0
+    rows = dict(zip(list(model.images) + list(model.tables), ys))
+    ends = []
+    for m in model.images:
+        c.arrow(c.box(1.0, rows[m], _input_label(model, m), "image"), (x0, rows[m], 1.1, BOX_H))
+        ends.append(_stage_row(c, model, m, rows[m], x0, step, len(model.channels)))
+    for s in spec["depths"]:  # the exchange sits in the gap after stage s, between neighbouring image rows
+        x = x0 + s * step + step / 2
+        for a, b in zip(model.images, model.images[1:]):
+            c.ax.annotate("", xy=(x, rows[b] - 0.05), xytext=(x, rows[a] + 0.05),
+                          arrowprops=dict(arrowstyle="<|-|>", color="#b45f06", lw=1.4, mutation_scale=11))
+            c.dot(x, rows[a]), c.dot(x, rows[b])
+        c.label(x + 0.3, (rows[model.images[0]] + rows[model.images[1]]) / 2, "φ", color="#b45f06")
+    for m in model.tables:
+        ends.append(c.box(x0, rows[m], _encoder_label(model, m), "encoder", w=1.3))
+        c.arrow(c.box(1.0, rows[m], _input_label(model, m), "tabular"), ends[-1])
+    x_head = x0 + len(model.channels) * step + 0.6
+    _head(c, ends, x_head, x_head + 1.9, sum(ys) / len(ys), label="head\nsoftmax(W [h_m])")
+
+
 LAYOUTS = {"unimodal": _draw_vectors, "vectors": _draw_vectors, "inputs": _draw_inputs, "decisions": _draw_decisions,
-           "conditioned": _draw_conditioned, "stages": _draw_stages}
+           "conditioned": _draw_conditioned, "stages": _draw_stages, "exchange": _draw_exchange}
 
 
 def draw_architecture(model) -> CourseFigure:
@@ -234,7 +256,7 @@ def draw_architecture(model) -> CourseFigure:
         raise TypeError("draw_architecture needs a fusion_kit model (built with fusion_kit.models.build_model)")
     spec = diagram()
     rows = len(model.modalities) + (1 if spec["layout"] == "stages" else 0)  # the fusion branch gets a row
-    width = {"stages": 3.0 + 2.0 * len(model.channels) + 3.6,
+    width = {"stages": 3.0 + 2.0 * len(model.channels) + 3.6, "exchange": 3.0 + 2.0 * len(model.channels) + 3.6,
              "conditioned": 3.0 + 1.9 * len(model.channels) + 3.5}.get(spec["layout"], 10.8)
     height = rows + 0.75
     fig = CourseFigure(figsize=(width * 0.95, height * 0.95), dpi=110)
