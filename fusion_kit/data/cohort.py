@@ -38,7 +38,7 @@ from torch import Tensor
 from ..core import cache_dir, look_up_option
 from . import anatomy, imaging, regimes
 from .dataset import MultimodalDataset
-from .io import export_cohort
+from .io import COURSE_CLASSES, export_cohort
 from .store import load_dataset, save_dataset
 
 __all__ = [
@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 GENERATOR_VERSION = 1  # bump whenever the generated data change, so old caches are not reused
-CLASS_NAMES = ("CN", "MCI", "AD")
+CLASS_NAMES = COURSE_CLASSES  # ("CN", "MCI", "AD"): the order a manifest of these labels keeps too
 MODALITIES = ("mri", "pet", "clinical")
 CLINICAL_FEATURES = ("age", "sex", "education", "mmse", "apoe4")
 CLINICAL_UNITS = {
