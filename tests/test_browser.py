@@ -190,6 +190,29 @@ def jupyterlab(folder: Path, state: Path):
 PROMPTS = "Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputPrompt'), p => p.textContent.trim())"
 
 
+def _answer_dialogs(page) -> None:
+    """Accept any JupyterLab dialog in the way (a kernel choice, a kernel restart notice), saying what it was.
+
+    A loaded machine can make JupyterLab ask which kernel to use, or report a kernel restart,
+    and the modal dialog then blocks every click. An error dialog fails the test with its text.
+    """
+    dialogs = page.locator(".jp-Dialog")
+    for _ in range(5):
+        if not dialogs.count():
+            return
+        text = " ".join(dialogs.first.inner_text().split())
+        print(f"JupyterLab dialog: {text}")  # shown by pytest when the test fails
+        if re.search(r"error|died|failed", text, re.IGNORECASE):
+            raise AssertionError(f"JupyterLab showed an error dialog: {text}")
+        before = dialogs.count()
+        accept = dialogs.first.locator(".jp-Dialog-button.jp-mod-accept")
+        if accept.count():
+            accept.first.click()
+        else:
+            page.keyboard.press("Escape")
+        page.wait_for_function("n => document.querySelectorAll('.jp-Dialog').length < n", arg=before, timeout=10_000)
+
+
 def _run_all(page, attempts: int = 3) -> None:
     """Run All, and wait until every code cell has run.
 
@@ -202,6 +225,7 @@ def _run_all(page, attempts: int = 3) -> None:
     idle = page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').first
     for _ in range(attempts):
         idle.wait_for(timeout=120_000)
+        _answer_dialogs(page)
         page.locator(".lm-MenuBar-item", has_text="Run").first.click()
         page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
         try:
@@ -247,6 +271,7 @@ def test_panel_renders_and_retrains_in_jupyterlab(browser, tmp_path):
 
             status = panel.locator(":scope > .widget-html").last
             figure = panel.locator(":scope > .widget-output img")
+            _answer_dialogs(page)
             expect(status).to_contain_text("press Train")
             assert figure.count() == 0
             panel.scroll_into_view_if_needed()
