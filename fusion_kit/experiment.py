@@ -8,6 +8,7 @@ paired statistics and figures never predict again.
     >>> result = run(splits, "concat")                                # one model
     >>> table = compare(splits, ["concat", "gmu"], seeds=(0, 1, 2)).table()
     >>> table = compare(kfold(data, k=5), ["concat", "gmu"]).table()   # mean and spread over folds
+    >>> by_regime = compare_regimes(["concat", "film"], ["default", "conditioning"], n_subjects=1000)
 
 Imports from fusion_kit: core, data, encoders, fusion, metrics, models and train.
 """
@@ -25,7 +26,7 @@ from .core import look_up_option, quick_mode, seed_everything
 from .data.splits import Splits
 from .encoders import count_parameters
 from .fusion import FallbackModel
-from .metrics import Metrics, classification_metrics
+from .metrics import Metrics, balanced_accuracy_rows, classification_metrics
 from .train import History, Predictions, fit, predict
 
 __all__ = [
@@ -35,6 +36,9 @@ __all__ = [
     "Comparison",
     "run",
     "compare",
+    "REGIMES",
+    "RegimeComparison",
+    "compare_regimes",
     "MISSING_STRATEGIES",
     "missing_strategy",
 ]
@@ -207,6 +211,30 @@ class Comparison:
         """Balanced accuracy of ``label`` for each run, in (seed, fold) order."""
         return np.array([r.metrics.balanced_accuracy for r in self.runs_of(label)])
 
+    def correct_by_seed(self, label: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Per seed: (correct, labels) over the test subjects, folds pooled in fold order."""
+        out: dict[int, tuple[list, list]] = {}
+        for r in self.runs_of(label):
+            if r.predictions is None:
+                raise ValueError(f"run {r} kept no predictions; train it with fusion_kit.experiment.run or compare")
+            correct, labels = out.setdefault(r.seed, ([], []))
+            correct.append(r.predictions.predicted == r.predictions.labels)
+            labels.append(r.predictions.labels)
+        return {s: (np.concatenate(c), np.concatenate(y)) for s, (c, y) in out.items()}
+
+    def score_interval(self, label: str, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+        """Percentile interval of ``label``'s balanced accuracy (mean over its seeds) when the test subjects are
+        resampled: how far its score could move with another test set of the same size, for these models."""
+        if not 0 < level < 1:
+            raise ValueError(f"level must lie between 0 and 1, got {level}")
+        runs = self.correct_by_seed(label)
+        y = next(iter(runs.values()))[1]
+        k = int(max(r.predictions.probs.shape[1] for r in self.runs_of(label)))
+        idx = np.random.default_rng(seed).integers(0, len(y), size=(n_boot, len(y)))
+        boot = np.mean([balanced_accuracy_rows(correct[idx], labels[idx], k) for correct, labels in runs.values()], 0)
+        alpha = (1 - level) / 2
+        return float(np.quantile(boot, alpha)), float(np.quantile(boot, 1 - alpha))
+
     def best(self, family: str | None = None) -> str:
         """Label of the setup with the highest mean balanced accuracy (within ``family`` if given)."""
         table = self.table()
@@ -255,6 +283,83 @@ def compare(
         result.fold = i
         runs.append(result)
     return Comparison(runs)
+
+
+# ------------------------------------------------------- the cohort's regimes (chapters 02-06 and 08)
+REGIMES: dict[str, dict[str, float]] = {
+    "default": {},
+    "interaction": {"interaction": 1.0},
+    "conditioning": {"conditioning": 1.0},
+    "reliability": {"reliability": 1.0},
+}
+"""The cohort's regimes by name: the knobs of ``make_brain_cohort`` each one sets (``datasets/brain_cohort.md``)."""
+
+
+@dataclass
+class RegimeComparison:
+    """The same setups, seeds and budget in several regimes of the cohort: one ``Comparison`` per regime."""
+
+    comparisons: dict[str, Comparison]
+    splits: dict[str, Splits] = field(default_factory=dict, repr=False)
+
+    @property
+    def regimes(self) -> list[str]:
+        return list(self.comparisons)
+
+    def table(self) -> pd.DataFrame:
+        """Mean balanced accuracy (rows: setups, columns: regimes), in the order the setups were given."""
+        return pd.DataFrame({r: c.table()["balanced_accuracy"] for r, c in self.comparisons.items()})
+
+    def spread(self) -> pd.DataFrame:
+        """Standard deviation over seeds of balanced accuracy, laid out as ``table``."""
+        return pd.DataFrame({r: c.table()["bacc_std"] for r, c in self.comparisons.items()})
+
+    def margin(self, label: str, reference: str) -> pd.Series:
+        """Per regime: mean over seeds of ``label`` minus ``reference`` (paired seed by seed)."""
+        return pd.Series({r: float(np.mean(c.scores(label) - c.scores(reference))) for r, c in self.comparisons.items()})
+
+    def __getitem__(self, regime: str) -> Comparison:
+        return self.comparisons[look_up_option(regime, self.comparisons, "regime")]
+
+
+def regime_knobs(regime: str | Mapping[str, float]) -> dict[str, float]:
+    """The cohort knobs of a regime given by name (``REGIMES``) or as a mapping of knobs."""
+    if isinstance(regime, Mapping):
+        return dict(regime)
+    return dict(REGIMES[look_up_option(regime, REGIMES, "regime")])
+
+
+def compare_regimes(
+    setups: Sequence[Setup | str | tuple],
+    regimes: Sequence[str] | Mapping[str, Mapping[str, float]] = tuple(REGIMES),
+    *,
+    n_subjects: int = 1000,
+    seed: int = 0,
+    seeds: Sequence[int] = (0,),
+    cohort_options: Mapping | None = None,
+    progress: bool | None = None,
+    **kwargs,
+) -> RegimeComparison:
+    """``compare`` the same setups in each regime: a cohort per regime (``make_brain_cohort(n_subjects,
+    seed=seed, **knobs)``, cached) with its stratified split (``split_dataset(cohort, seed=seed)``).
+
+    ``regimes`` lists names of ``REGIMES`` or maps names to knobs (``{"half": {"interaction": 0.5}}``);
+    ``cohort_options`` are further knobs for every regime's cohort (``{"image_size": 32}``). ``kwargs`` go to ``compare`` (``epochs``, ``device``, ...).
+    """
+    from tqdm.auto import tqdm
+
+    from .data import make_brain_cohort, split_dataset
+
+    named = regimes if isinstance(regimes, Mapping) else {r: regime_knobs(r) for r in regimes}
+    if not named:
+        raise ValueError(f"no regime to compare: give names among {', '.join(REGIMES)}")
+    show = (not quick_mode()) if progress is None else progress
+    comparisons, splits = {}, {}
+    for name, knobs in tqdm(list(named.items()), desc="regimes", unit="regime", disable=not show, leave=False):
+        cohort = make_brain_cohort(n_subjects, seed=seed, **{**dict(cohort_options or {}), **dict(knobs)})
+        splits[name] = split_dataset(cohort, seed=seed)
+        comparisons[name] = compare(splits[name], setups, seeds=seeds, progress=show, **kwargs)
+    return RegimeComparison(comparisons, splits)
 
 
 # ------------------------------------------------------- missing modalities (chapter 07)

@@ -90,4 +90,16 @@ def expected_calibration_error(labels, probs, bins: int = 10) -> float:
     return float((count[keep] / count.sum() * np.abs(acc[keep] - conf[keep])).sum())
 
 
-__all__ += ["calibration_bins", "expected_calibration_error"]
+def balanced_accuracy_rows(correct: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Balanced accuracy of every row of ``correct`` (..., N) against ``labels`` (..., N), broadcast: many
+    resamples of a test set at once (a class absent from a row is left out of that row's mean)."""
+    recalls = []
+    for k in range(num_classes):
+        in_k = labels == k
+        count = in_k.sum(-1)
+        hits = (correct & in_k).sum(-1)
+        recalls.append(np.where(count > 0, hits / np.maximum(count, 1), np.nan))
+    return np.nanmean(np.stack(recalls, -1), -1)
+
+
+__all__ += ["calibration_bins", "expected_calibration_error", "balanced_accuracy_rows"]

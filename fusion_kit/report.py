@@ -16,31 +16,15 @@ import numpy as np
 import pandas as pd
 
 from .experiment import Comparison
+from .metrics import balanced_accuracy_rows
 
-__all__ = ["paired_comparison", "markdown_table", "write_table"]
+__all__ = ["paired_comparison", "read_scores", "family_guide", "best_of_family", "review_claim", "SIMPLE", "DEEP_FAMILIES",
+           "markdown_table", "write_table"]
 
-
-def _balanced_accuracy_rows(correct: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Balanced accuracy of every row of ``correct`` (..., N) against ``labels`` (..., N) (broadcast)."""
-    recalls = []
-    for k in range(num_classes):
-        in_k = labels == k
-        count = in_k.sum(-1)
-        hits = (correct & in_k).sum(-1)
-        recalls.append(np.where(count > 0, hits / np.maximum(count, 1), np.nan))
-    return np.nanmean(np.stack(recalls, -1), -1)
-
-
-def _correct_by_seed(comparison: Comparison, label: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Per seed: (correct, labels) over the test subjects, folds pooled in fold order."""
-    out: dict[int, tuple[list, list]] = {}
-    for r in comparison.runs_of(label):
-        if r.predictions is None:
-            raise ValueError(f"run {r} kept no predictions; train it with fusion_kit.experiment.run or compare")
-        correct, labels = out.setdefault(r.seed, ([], []))
-        correct.append(r.predictions.predicted == r.predictions.labels)
-        labels.append(r.predictions.labels)
-    return {s: (np.concatenate(c), np.concatenate(y)) for s, (c, y) in out.items()}
+SIMPLE = ("channel_stack", "concat", "average", "stacking")
+"""The simple fusions of the review's claim: stacking images, concatenation, averaging or stacking decisions."""
+DEEP_FAMILIES = ("hierarchical", "attention")
+"""The families the review reports as gaining 10-15 points over simple fusion."""
 
 
 def paired_comparison(
@@ -64,7 +48,7 @@ def paired_comparison(
 
     if not 0 < level < 1:
         raise ValueError(f"level must lie between 0 and 1, got {level}")
-    ref = _correct_by_seed(comparison, reference)
+    ref = comparison.correct_by_seed(reference)
     y = next(iter(ref.values()))[1]
     k = int(max(r.predictions.probs.shape[1] for r in comparison.runs if r.predictions is not None))
     rng = np.random.default_rng(seed)
@@ -75,17 +59,17 @@ def paired_comparison(
     for label in comparison.labels:
         if label == reference:
             continue
-        mine = _correct_by_seed(comparison, label)
+        mine = comparison.correct_by_seed(label)
         seeds = sorted(set(mine) & set(ref))
         if not seeds:
             raise ValueError(f"{label!r} and {reference!r} share no seed; pair runs with the same seeds")
         if any(not np.array_equal(mine[s][1], y) for s in seeds):
             raise ValueError(f"{label!r} and {reference!r} were scored on different subjects; compare them on one split")
         diffs = np.array([
-            _balanced_accuracy_rows(mine[s][0], y, k) - _balanced_accuracy_rows(ref[s][0], y, k) for s in seeds
+            balanced_accuracy_rows(mine[s][0], y, k) - balanced_accuracy_rows(ref[s][0], y, k) for s in seeds
         ])
         boot = np.mean([
-            _balanced_accuracy_rows(mine[s][0][idx], y_boot, k) - _balanced_accuracy_rows(ref[s][0][idx], y_boot, k)
+            balanced_accuracy_rows(mine[s][0][idx], y_boot, k) - balanced_accuracy_rows(ref[s][0][idx], y_boot, k)
             for s in seeds
         ], axis=0)  # (n_boot,)
         n = len(diffs)
@@ -101,6 +85,104 @@ def paired_comparison(
             "p_boot": float((boot <= 0).mean()),
         })
     return pd.DataFrame(rows).set_index("model")
+
+
+SCORE_COLUMNS = ("regime", "model", "family", "seed", "balanced_accuracy", "seconds", "parameters")
+
+
+def read_scores(path) -> pd.DataFrame:
+    """A table of per-seed scores (one row per regime, model and seed), as ``benchmarks/regimes.py`` writes it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no scores at {path}: run  python benchmarks/regimes.py  in the course checkout")
+    scores = pd.read_csv(path)
+    missing = [c for c in SCORE_COLUMNS if c not in scores.columns]
+    if missing:
+        raise ValueError(f"{path} lacks the columns {', '.join(missing)}: write it with benchmarks/regimes.py")
+    return scores
+
+
+def _by_seed(scores: pd.DataFrame, regime: str) -> pd.DataFrame:
+    """Balanced accuracy of each model (columns) for each seed (rows) in one regime of a scores table."""
+    rows = scores[scores["regime"] == regime]
+    if rows.empty:
+        raise KeyError(f"no scores for regime {regime!r}; regimes are {', '.join(scores['regime'].unique())}")
+    return rows.pivot_table(index="seed", columns="model", values="balanced_accuracy")
+
+
+def _paired(by_seed: pd.DataFrame, model: str, reference: str, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of ``model - reference`` over seeds, and its t interval (NaN with one seed)."""
+    from scipy import stats
+
+    d = (by_seed[model] - by_seed[reference]).to_numpy()
+    half = stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.nan
+    return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
+
+
+def _name(model: str) -> str:
+    return model.split(" (")[0]
+
+
+def best_of_family(scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per regime (rows) and family (columns): the mean balanced accuracy of the family's best model, and its
+    spread over seeds. ``scores`` has one row per regime, model and seed (``benchmarks/regimes_scores.csv``)."""
+    means, spreads = {}, {}
+    for regime in scores["regime"].unique():
+        rows = scores[scores["regime"] == regime]
+        table = rows.groupby("model").agg(family=("family", "first"), mean=("balanced_accuracy", "mean"),
+                                          sd=("balanced_accuracy", "std"))
+        best = table.loc[table.groupby("family")["mean"].idxmax()]
+        means[regime], spreads[regime] = best.set_index("family")["mean"], best.set_index("family")["sd"]
+    return pd.DataFrame(means).T, pd.DataFrame(spreads).T
+
+
+def family_guide(scores: pd.DataFrame, reference: str = "concat") -> pd.DataFrame:
+    """When to use which family: per regime, the best model, its lead over ``reference`` paired by seed with a t
+    interval over seeds, whether that lead is outside the noise, and what it costs against the reference."""
+    rows = {}
+    for regime in scores["regime"].unique():
+        by_seed = _by_seed(scores, regime)
+        info = scores[scores["regime"] == regime].groupby("model").agg(
+            family=("family", "first"), seconds=("seconds", "mean"), parameters=("parameters", "first"))
+        fused = info.index[info["family"] != "unimodal"]
+        winner = by_seed[fused].mean().idxmax()
+        ref = next(m for m in by_seed.columns if _name(m) == reference)
+        diff, low, high = _paired(by_seed, winner, ref) if winner != ref else (0.0, 0.0, 0.0)
+        rows[regime] = {
+            "winner": _name(winner), "family": info.loc[winner, "family"], "bacc": by_seed[winner].mean(),
+            f"vs {reference}": diff, "seeds 95% low": low, "seeds 95% high": high,
+            "verdict": "tie: the interval holds 0" if low <= 0 <= high or winner == ref else
+                       ("lead" if low > 0 else "behind"),
+            "seconds x": info.loc[winner, "seconds"] / info.loc[ref, "seconds"],
+            "parameters x": info.loc[winner, "parameters"] / info.loc[ref, "parameters"],
+        }
+    return pd.DataFrame(rows).T.rename_axis("regime").infer_objects()
+
+
+def review_claim(scores: pd.DataFrame, simple=SIMPLE, deep=DEEP_FAMILIES) -> pd.DataFrame:
+    """The review's claim in its two readings, per regime, in points and in per cent of the baseline:
+    the best fusion against the best single modality, and the best deep model (``deep`` families) against
+    the best simple one (``simple`` strategies), paired by seed."""
+    rows = {}
+    for regime in scores["regime"].unique():
+        by_seed = _by_seed(scores, regime)
+        family = scores[scores["regime"] == regime].groupby("model")["family"].first()
+        mean = by_seed.mean()
+        single = mean[family[family == "unimodal"].index].idxmax()
+        fused = mean[family[family != "unimodal"].index].idxmax()
+        best_deep = mean[family[family.isin(deep)].index].idxmax()
+        best_simple = mean[[m for m in mean.index if _name(m) in simple]].idxmax()
+        gain, g_low, g_high = _paired(by_seed, fused, single)
+        lead, d_low, d_high = _paired(by_seed, best_deep, best_simple)
+        rows[regime] = {
+            "best single": single, "best fusion": _name(fused),
+            "fusion gain (points)": 100 * gain, "fusion gain (%)": 100 * gain / mean[single],
+            "fusion gain 95%": f"{100 * g_low:+.1f} to {100 * g_high:+.1f}",
+            "best deep": _name(best_deep), "best simple": _name(best_simple),
+            "deep - simple (points)": 100 * lead, "deep - simple (%)": 100 * lead / mean[best_simple],
+            "deep - simple 95%": f"{100 * d_low:+.1f} to {100 * d_high:+.1f}",
+        }
+    return pd.DataFrame(rows).T.rename_axis("regime").infer_objects()
 
 
 def markdown_table(table: pd.DataFrame, digits: int = 3) -> str:

@@ -119,3 +119,45 @@ def test_patch_attention_figure_marks_the_foci():
     assert attention.shape == (12, 64, 65)  # 8 x 8 patches of one image, "nothing" and the other's patches
     fig = viz.plot_patch_attention(data, attention, [0, 1], model.grid)
     assert len(fig.axes) == 5 and "foci" in fig.axes[0].get_ylabel()
+
+
+def test_compare_regimes_trains_the_same_setups_in_each_regime_and_draws_them():
+    from fusion_kit import viz
+    from fusion_kit.experiment import REGIMES, compare_regimes
+
+    by_regime = compare_regimes(["concat", "average"], {"default": {}, "half": {"interaction": 0.5}}, n_subjects=60,
+                                seeds=(0, 1), epochs=1, cohort_options={"image_size": 32})
+    assert by_regime.regimes == ["default", "half"]
+    table = by_regime.table()
+    assert list(table.columns) == ["default", "half"] and list(table.index) == ["concat (mri+pet+clinical)",
+                                                                                 "average (mri+pet+clinical)"]
+    assert by_regime.splits["half"].train.meta["params"]["interaction"] == 0.5
+    assert by_regime["half"].scores("average (mri+pet+clinical)").shape == (2,)
+    margin = by_regime.margin("concat (mri+pet+clinical)", "average (mri+pet+clinical)")
+    expected = table.loc["concat (mri+pet+clinical)"] - table.loc["average (mri+pet+clinical)"]
+    assert np.allclose(margin.to_numpy(), expected.to_numpy())
+    legend = [t.get_text() for t in viz.plot_regimes(by_regime).axes[0].get_legend().get_texts()]
+    assert "± 1 sd over 2 seeds" in legend
+    with pytest.raises(ValueError, match="regime"):
+        compare_regimes(["concat"], ["interactoin"], n_subjects=60, epochs=1)
+    assert set(REGIMES) == {"default", "interaction", "conditioning", "reliability"}
+
+
+def test_latent_ceiling_bounds_the_models_and_is_known_for_the_default_regime_only():
+    from fusion_kit.data.cohort import latent_ceiling
+
+    data = make_brain_cohort(300, image_size=32)
+    one, three = latent_ceiling(data, ["pet"]), latent_ceiling(data)
+    assert 0.45 < one < three < 0.95  # three views of the latent beat one
+    with pytest.raises(ValueError, match="default regime"):
+        latent_ceiling(make_brain_cohort(60, image_size=32, conditioning=1.0))
+    with pytest.raises(ValueError, match="no latent for 'ct'"):
+        latent_ceiling(data, ["ct"])
+
+
+def test_score_interval_holds_the_score_with_the_test_sets_noise():
+    data = make_brain_cohort(300, image_size=32)
+    comparison = compare(split_dataset(data, seed=0), ["concat"], epochs=1)
+    score = comparison.table().loc["concat (mri+pet+clinical)", "balanced_accuracy"]
+    low, high = comparison.score_interval("concat (mri+pet+clinical)")
+    assert low < score < high and high - low > 0.05  # 45 test subjects: a wide interval

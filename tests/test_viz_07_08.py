@@ -22,8 +22,11 @@ def test_grouped_bars_from_dicts_and_frames():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["CN", "AD"]
     assert len(ax.patches) == 4 and ax.get_title() == "t"
     values = pd.DataFrame({"mri": [0.1, 0.2], "pet": [0.0, 0.3]}, index=["a", "b"])
-    fig = viz.plot_grouped_bars(values, errors=values / 10, chance=1 / 3)
+    fig = viz.plot_grouped_bars(values, errors=values / 10, chance=1 / 3, error_label="± 1 sd over 3 seeds")
     assert len(fig.axes[0].patches) == 4
+    assert "± 1 sd over 3 seeds" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    with pytest.raises(ValueError, match="error_label"):  # error bars must say what they are over
+        viz.plot_grouped_bars(values, errors=values / 10)
 
 
 def test_differences_and_cost():
@@ -57,14 +60,18 @@ def test_heatmaps():
     fig = viz.plot_heatmaps([rng.random((1, 16, 16)), rng.random((16, 16))], [rng.random((16, 16))] * 2, ["a", "b"],
                             title="t")
     assert len(fig.axes) == 5 and fig.axes[0].get_title() == "a"  # 4 panels and a colour bar
+    assert fig.axes[2].images[-1].get_cmap().name == "magma"  # a perceptually uniform map, not jet
 
 
 def test_robustness():
-    fig = viz.plot_robustness(["0%", "50%"], {"a": [0.8, 0.7], "b": [0.7, 0.6]}, 0.65, xlabel="missing",
-                              floor_label="no PET", title="t")
+    fig = viz.plot_robustness([0.0, 0.5, 0.75], {"a": [0.8, 0.7, 0.7], "b": [0.7, 0.6, 0.6]}, 0.65,
+                              xlabel="missing", floor_label="no PET", title="t", percent=True)
     ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0%", "50%", "75%"]
+    assert list(ax.get_xticks()) == [0.0, 0.5, 0.75]  # spaced as the shares are, not evenly
+    assert ax.get_ylim() == (0, 1)  # the whole scale: a small drop looks small
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "mean of the strategies", "no PET"]
-    assert list(ax.lines[2].get_ydata()) == pytest.approx([0.75, 0.65])
+    assert list(ax.lines[2].get_ydata()) == pytest.approx([0.75, 0.65, 0.65])
     assert ax.get_xlabel() == "missing"
 
 
@@ -84,7 +91,10 @@ def test_one_seed_draws_no_spread_and_says_so():
     assert not viz.plot_comparison(table).axes[0].collections  # no error bars
     assert "seeds" not in viz.plot_cost(table).axes[1].get_xlabel()
     several = table.assign(bacc_std=[0.01, 0.02], seeds=[3, 3])
-    assert len(viz.plot_comparison(several).axes[0].collections) > 0  # error bars
+    figure = viz.plot_comparison(several, ceiling=0.8)
+    assert len(figure.axes[0].collections) > 0  # error bars
+    legend = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert "± 1 sd over 3 seeds" in legend and any("ceiling" in t for t in legend)
     assert "mean over seeds" in viz.plot_cost(several).axes[1].get_xlabel()
 
 

@@ -3,7 +3,7 @@
 Imports from fusion_kit: core only. Inside: dataset <- splits, store, missingness <- io <- cohort (with
 anatomy).
 """
-from .cohort import CLASS_NAMES, CLINICAL_FEATURES, DEMO_COHORT, make_brain_cohort, write_demo_cohort
+from .cohort import CLASS_NAMES, CLINICAL_FEATURES, DEMO_COHORT, latent_ceiling, make_brain_cohort, write_demo_cohort
 from .dataset import ModalitySpec, MultimodalDataset, batch_modalities, check_batch, encode_labels, presence
 from .io import export_cohort, load_manifest
 from .store import load_dataset, save_dataset
@@ -21,6 +21,7 @@ __all__ = [
     "encode_labels",
     "export_cohort",
     "kfold",
+    "latent_ceiling",
     "load_dataset",
     "load_manifest",
     "make_brain_cohort",

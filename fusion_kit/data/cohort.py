@@ -56,6 +56,7 @@ __all__ = [
     "disease_load",
     "DEMO_COHORT",
     "write_demo_cohort",
+    "latent_ceiling",
 ]
 
 GENERATOR_VERSION = 1  # bump whenever the generated data change, so old caches are not reused
@@ -498,10 +499,44 @@ def make_brain_cohort(n_subjects: int | CohortConfig = 1000, *, cache: bool = Tr
     return data
 
 
+def latent_ceiling(cohort: MultimodalDataset, modalities: Sequence[str] | None = None, *, folds: int = 5) -> float:
+    """What no model of ``modalities`` can expect to beat on ``cohort``: balanced accuracy of a logistic
+    regression (balanced class weights, ``folds``-fold cross-validated) on their true latents ``e_m``.
+
+    The images and the table are rendered from ``e_m`` plus further noise, so this is an upper bound
+    for a model of the observed data (``datasets/brain_cohort.md``, "The known ceiling"). It is known for
+    the default regime only: under ``interaction``, ``conditioning`` or ``reliability`` the label or the
+    evidence depends on more than the latents.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    params = cohort.meta.get("params", {})
+    if not all(f"latent_{m}" in cohort.meta for m in MODALITIES):
+        raise ValueError("a latent ceiling needs a cohort from make_brain_cohort: this dataset has no true latents")
+    if any(params.get(k, 0) for k in regimes.KNOBS):
+        raise ValueError("the latent ceiling is known for the default regime only: set interaction, conditioning "
+                         "and reliability to 0")
+    chosen = list(modalities or MODALITIES)
+    unknown = [m for m in chosen if m not in MODALITIES]
+    if unknown:
+        raise ValueError(f"no latent for {', '.join(map(repr, unknown))}: choose among {', '.join(MODALITIES)}")
+    latents = np.stack([np.asarray(cohort.meta[f"latent_{m}"]) for m in chosen], 1)
+    labels = cohort.labels.numpy()
+    split = StratifiedKFold(folds, shuffle=True, random_state=0)
+    model = LogisticRegression(class_weight="balanced", max_iter=1000)
+    return float(balanced_accuracy_score(labels, cross_val_predict(model, latents, labels, cv=split)))
+
+
 DEMO_COHORT = Path(__file__).resolve().parents[2] / "datasets" / "demo_cohort"
 
 
 def write_demo_cohort(path: str | os.PathLike = DEMO_COHORT, *, n_subjects: int = 12, seed: int = 0) -> Path:
-    """(Re)write the tiny on-disk demo: a 2D cohort of ``n_subjects`` with PET absent for 2 in 12 of them."""
-    cohort = make_brain_cohort(n_subjects, missing={"pet": 1 / 6}, seed=seed, cache=False)
-    return export_cohort(cohort, path, overwrite=True)
+    """(Re)write the tiny on-disk demo: the first ``n_subjects`` of the default cohort (``make_brain_cohort(1000,
+    seed=seed)``, so ``sub-0001`` is the same subject in both), with PET absent for one subject in six."""
+    cohort = make_brain_cohort(1000, seed=seed).subset(range(n_subjects))
+    without_pet = np.random.default_rng(seed).choice(n_subjects, size=max(1, round(n_subjects / 6)), replace=False)
+    mask = cohort.mask.clone()
+    mask[torch.as_tensor(without_pet), cohort.modalities.index("pet")] = False
+    return export_cohort(cohort.with_mask(mask), path, overwrite=True)

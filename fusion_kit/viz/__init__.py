@@ -21,9 +21,12 @@ from .attention import (
     plot_modality_weights,
     plot_patch_attention,
     plot_spatial_attention,
+    plot_weights_when_degraded,
 )
 from .calibration import plot_reliability, plot_uncertainty
-from .data import plot_clinical, plot_pet_overlay, plot_registration, plot_registration_result, plot_samples
+from .data import (
+    plot_clinical, plot_foci, plot_pet_overlay, plot_registration, plot_registration_result, plot_samples,
+)
 from .diagrams import draw_architecture, draw_taxonomy
 from .explanations import plot_heatmaps
 from .style import FAMILY_COLORS, MODALITY_COLORS, CourseFigure, new_figure
@@ -34,6 +37,7 @@ from .training import (
     plot_differences,
     plot_grouped_bars,
     plot_history,
+    plot_regimes,
     plot_result,
     plot_robustness,
     plot_sweep,
@@ -53,12 +57,14 @@ __all__ = [
     "plot_confusions",
     "plot_cost",
     "plot_differences",
+    "plot_foci",
     "plot_grouped_bars",
     "plot_heatmaps",
     "plot_history",
     "plot_modality_weights",
     "plot_patch_attention",
     "plot_pet_overlay",
+    "plot_regimes",
     "plot_registration",
     "plot_registration_result",
     "plot_reliability",
@@ -68,4 +74,5 @@ __all__ = [
     "plot_spatial_attention",
     "plot_sweep",
     "plot_uncertainty",
+    "plot_weights_when_degraded",
 ]

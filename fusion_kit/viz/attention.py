@@ -11,7 +11,7 @@ from .style import MODALITY_COLORS, middle_slice, new_figure
 
 __all__ = [
     "plot_modality_weights", "plot_attention_by_class", "plot_attention_by_severity", "plot_spatial_attention",
-    "plot_patch_attention",
+    "plot_patch_attention", "plot_weights_when_degraded",
 ]
 
 
@@ -56,6 +56,8 @@ def plot_attention_by_class(summaries, class_names, ncols: int = 3,
             stds = [g.std() if len(g) else 0.0 for g in groups]
             ax.bar(np.arange(k) + (j - (len(summary.names) - 1) / 2) * width, means, width, yerr=stds, capsize=1.5,
                    error_kw={"elinewidth": 0.6}, label=name, color=_source_color(name, j))
+        ax.errorbar([], [], yerr=[], color="k", capsize=1.5, elinewidth=0.6, linestyle="none",
+                    label="± 1 sd over the subjects of a class")
         ax.set_xticks(np.arange(k), class_names)
         ax.set_ylim(0, 1)
         ax.set_title(label, fontsize=9)
@@ -165,4 +167,32 @@ def plot_patch_attention(dataset, attention, indices, grid, *, query=None, image
     axes[0, 0].set_title(f"{first.upper()}: the query patch", fontsize=9)
     axes[0, 1].set_title(f"its attention over {second.upper()} (circle: PET focus)", fontsize=9)
     fig.colorbar(shown, ax=axes, shrink=0.7, label="attention weight")
+    return fig
+
+
+def plot_weights_when_degraded(summary, degraded, modalities, *, title: str = ""):
+    """The weight a model put on each modality, for the subjects where that modality was degraded and where
+    it was intact: one dot per subject, the mean as a bar.
+
+    ``summary`` is an ``explain.AttentionSummary`` with one weight per modality; ``degraded`` (N, M) marks,
+    per subject and modality of ``modalities`` (in that order), the degraded ones (``meta["degraded"]``).
+    """
+    degraded = np.asarray(degraded, dtype=bool)
+    missing = [m for m in modalities if m not in summary.names]
+    if missing:
+        raise ValueError(f"the summary has no weight for {', '.join(missing)}; its sources are {', '.join(summary.names)}")
+    fig, axes = new_figure(2.6 * len(modalities) + 0.6, 3.4, ncols=len(modalities), sharey=True)
+    rng = np.random.default_rng(0)  # horizontal jitter of the dots only
+    for ax, (j, m) in zip(axes[0], enumerate(modalities)):
+        w = summary.weights[:, summary.names.index(m)]
+        for x, (state, rows) in enumerate((("intact", ~degraded[:, j]), ("degraded", degraded[:, j]))):
+            color = MODALITY_COLORS.get(m, "C0") if state == "intact" else "#9e9e9e"
+            ax.bar(x, w[rows].mean() if rows.any() else 0.0, 0.6, color=color, alpha=0.45)
+            ax.plot(x + rng.uniform(-0.22, 0.22, rows.sum()), w[rows], ".", color=color, markersize=3, alpha=0.8)
+        ax.set_xticks([0, 1], [f"intact\n({(~degraded[:, j]).sum()})", f"degraded\n({degraded[:, j].sum()})"], fontsize=8)
+        ax.set_title(f"weight on {m.upper() if m != 'clinical' else m}", fontsize=9)
+        ax.set_ylim(0, 1)
+    axes[0, 0].set_ylabel("weight (dot: one subject; bar: mean)")
+    fig.suptitle(title or "Per-subject weights when a modality is degraded (test set)", fontsize=10)
+    fig.tight_layout()
     return fig

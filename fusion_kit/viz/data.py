@@ -7,16 +7,24 @@ import numpy as np
 
 from .style import draw_confusion, middle_slice, new_figure
 
-__all__ = ["plot_samples", "plot_pet_overlay", "plot_clinical", "plot_registration", "plot_registration_result"]
+__all__ = [
+    "plot_samples", "plot_pet_overlay", "plot_clinical", "plot_registration", "plot_registration_result", "plot_foci",
+]
 
 
-def plot_samples(dataset, per_class: int = 2, modalities=None):
-    """A grid of subjects (rows, grouped by class) by image modality (columns)."""
+def plot_samples(dataset, per_class: int = 2, modalities=None, *, indices=None, notes=None):
+    """A grid of subjects (rows, grouped by class, or the subjects at ``indices``) by image modality (columns).
+
+    ``notes`` (one string per row) is added to each row's label, e.g. what is special about that subject.
+    """
     mods = [m for m in (modalities or dataset.modalities) if dataset.specs[m].kind == "image"]
     if not mods:
         raise ValueError("plot_samples needs at least one image modality")
     labels = dataset.labels.cpu().numpy()
-    rows = [i for k in range(dataset.num_classes) for i in np.flatnonzero(labels == k)[:per_class]]
+    rows = ([int(i) for i in indices] if indices is not None
+            else [i for k in range(dataset.num_classes) for i in np.flatnonzero(labels == k)[:per_class]])
+    if notes is not None and len(notes) != len(rows):
+        raise ValueError(f"give one note per row: {len(rows)} rows, {len(notes)} notes")
     fig, axes = new_figure(1.9 * len(mods), 1.9 * len(rows), ncols=len(mods), nrows=len(rows))
     for r, i in enumerate(rows):
         for c, m in enumerate(mods):
@@ -30,7 +38,8 @@ def plot_samples(dataset, per_class: int = 2, modalities=None):
             if r == 0:
                 ax.set_title(m.upper() if len(m) <= 4 else m)
             if c == 0:
-                ax.set_ylabel(f"{dataset.class_names[labels[i]]}\n{dataset.subject_ids[i]}", fontsize=8)
+                note = f"\n{notes[r]}" if notes is not None else ""
+                ax.set_ylabel(f"{dataset.class_names[labels[i]]}\n{dataset.subject_ids[i]}{note}", fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -154,5 +163,31 @@ def plot_registration_result(result, dataset, index: int = 0, level: float = 0.5
     draw_confusion(axes[0, 2], result.metrics, f"test: bal. acc. {result.metrics.balanced_accuracy:.2f}")
     axes[0, 2].set_ylabel("true")
     fig.suptitle(result.setup.label, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_foci(dataset, indices, images=("mri", "pet")):
+    """The interaction regime's evidence: each subject's MRI and PET with their focal findings circled
+    (``meta["lesion_voxels"]``), and whether the two foci coincide (``meta["lesions_coincide"]``)."""
+    foci, together = dataset.meta.get("lesion_voxels"), dataset.meta.get("lesions_coincide")
+    if foci is None or together is None:
+        raise ValueError("this dataset has no focal findings: make it with make_brain_cohort(..., interaction=1.0)")
+    fig, axes = new_figure(2.3 * len(indices) + 0.4, 4.8, ncols=len(indices), nrows=len(images))
+    for c, i in enumerate(indices):
+        for r, m in enumerate(images):
+            ax = axes[r, c]
+            ax.imshow(middle_slice(dataset.tensors[m][i].cpu()), cmap="gray", origin="lower")
+            for j, color in enumerate(("#00e5ff", "#ff9f1c")):  # MRI focus, PET focus
+                row, col = foci[i, j][-2:]
+                ax.plot([col], [row], "o", markersize=13, markerfacecolor="none", markeredgecolor=color, mew=1.6)
+            ax.set_xticks([]), ax.set_yticks([])
+        label = dataset.class_names[int(dataset.labels[i])]
+        axes[0, c].set_title(f"{dataset.subject_ids[i]}, {label}\nfoci {'together' if together[i] else 'apart'}",
+                             fontsize=8)
+    for r, m in enumerate(images):
+        axes[r, 0].set_ylabel(m.upper(), fontsize=9)
+    fig.suptitle("Focal findings: MRI focus in cyan, PET focus in orange, both drawn on both images "
+                 "(together: the circles overlap)", fontsize=9)
     fig.tight_layout()
     return fig

@@ -16,12 +16,13 @@ def _head(image, background: float):
 
 
 def plot_heatmaps(images, heats, titles, *, row_labels=("image", "Grad-CAM over image"), cmap: str = "gray",
-                  title: str = "", background: float | None = 0.15):
+                  heat_cmap: str = "magma", title: str = "", background: float | None = 0.15):
     """Images (top row) and the same images with a heat map on top (bottom row), one column per subject.
 
     ``images`` and ``heats`` are 2D arrays (or (C, H, W) / 3D volumes, shown as their middle slice). The heat
     map is hidden outside the head: where the image is darker than ``background`` times its maximum, except in
-    dark regions enclosed by the head (a hypometabolic spot stays visible).
+    dark regions enclosed by the head (a hypometabolic spot stays visible). ``heat_cmap`` is a perceptually
+    uniform colour map by default (equal steps of the map look like equal steps of colour, unlike "jet").
     """
     n = len(images)
     fig, axes = new_figure(2.2 * n + 1.0, 4.8, ncols=n, nrows=2)
@@ -35,7 +36,7 @@ def plot_heatmaps(images, heats, titles, *, row_labels=("image", "Grad-CAM over 
         axes[1, j].imshow(image, cmap="gray", origin="lower")
         if background is not None:
             heat = np.ma.masked_where(~_head(image, background), heat)
-        shown = axes[1, j].imshow(heat, cmap="jet", alpha=0.5, origin="lower", vmin=0, vmax=1)
+        shown = axes[1, j].imshow(heat, cmap=heat_cmap, alpha=0.6, origin="lower", vmin=0, vmax=1)
         axes[0, j].set_title(name, fontsize=8)
         for ax in axes[:, j]:
             ax.set_xticks([]), ax.set_yticks([])

@@ -14,6 +14,7 @@ __all__ = [
     "plot_confusions",
     "plot_result",
     "plot_comparison",
+    "plot_regimes",
     "plot_sweep",
     "plot_grouped_bars",
     "plot_differences",
@@ -53,25 +54,41 @@ def plot_confusions(results):
     return fig
 
 
-def plot_comparison(comparison, num_classes: int = 3, title: str = "Balanced accuracy on the test set"):
-    """Bars of mean balanced accuracy (± std over seeds), coloured by family, with chance and best unimodal."""
+def plot_comparison(comparison, num_classes: int = 3, title: str = "Balanced accuracy on the test set", *,
+                    ceiling: float | None = None, ceiling_label: str = "ceiling (true latents, all modalities)"):
+    """Bars of mean balanced accuracy, coloured by family, with chance, the best single modality and the noise.
+
+    With several seeds, error bars show ± 1 sd over seeds. When the runs kept their predictions, a grey
+    band shows the 95% interval of the best model's score over resampled test subjects: bars inside it
+    are within the test set's noise of the best. ``ceiling`` draws what no model can expect to beat
+    (``data.latent_ceiling``).
+    """
     table = comparison.table() if hasattr(comparison, "table") else comparison
     table = table.sort_values("balanced_accuracy")
-    fig, axes = new_figure(7.5, 0.45 * len(table) + 1.4)
+    fig, axes = new_figure(7.5, 0.45 * len(table) + 1.6)
     ax = axes[0, 0]
     colors = [FAMILY_COLORS.get(f, "#444444") for f in table["family"]]
     spread = table.get("bacc_std")
-    spread = spread if spread is not None and (spread > 0).any() else None  # one seed: no error bars
-    ax.barh(range(len(table)), table["balanced_accuracy"], xerr=spread, color=colors, capsize=3)
+    several = spread is not None and (spread > 0).any()
+    seeds = int(table["seeds"].max()) if "seeds" in table else 0
+    ax.barh(range(len(table)), table["balanced_accuracy"], xerr=spread if several else None, color=colors, capsize=3)
+    if several:
+        ax.errorbar([], [], xerr=[], color="k", capsize=3, linestyle="none", label=f"± 1 sd over {seeds} seeds")
     ax.set_yticks(range(len(table)), table.index, fontsize=8)
+    if hasattr(comparison, "score_interval") and all(r.predictions is not None for r in comparison.runs):
+        low, high = comparison.score_interval(str(table.index[-1]))
+        ax.axvspan(low, high, color="#999999", alpha=0.2, zorder=0, label="best model, 95% over test subjects")
     ax.axvline(1 / num_classes, color="k", linestyle=":", linewidth=1, label="chance")
     uni = table[table["family"] == "unimodal"]
     if len(uni):
         ax.axvline(uni["balanced_accuracy"].max(), color="#8c8c8c", linestyle="--", linewidth=1, label="best single modality")
+    if ceiling is not None:
+        ax.axvline(ceiling, color="#b45f06", linestyle="-.", linewidth=1.2, label=ceiling_label)
     ax.set_xlim(0, 1)
     ax.set_xlabel("balanced accuracy")
     ax.set_title(title, fontsize=10)
-    ax.legend(handles=family_handles(table["family"]) + ax.get_legend_handles_labels()[0], fontsize=7, loc="lower right")
+    ax.legend(handles=family_handles(table["family"]) + ax.get_legend_handles_labels()[0], fontsize=7,
+              loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 
@@ -125,11 +142,15 @@ def plot_result(result):
 
 
 def plot_grouped_bars(values, errors=None, *, ylabel: str = "balanced accuracy", title: str = "",
-                      chance: float | None = None, ylim=None, colors=None, legend_title: str | None = None):
+                      chance: float | None = None, ylim=None, colors=None, legend_title: str | None = None,
+                      error_label: str | None = None):
     """Grouped bars: ``values`` is a DataFrame (rows: groups on the x axis, columns: one bar each) or a dict of dicts.
 
-    ``errors`` (same layout) draws error bars; ``colors`` maps column names to colours.
+    ``errors`` (same layout) draws error bars, which ``error_label`` names in the legend (what they are
+    over: seeds, subjects); ``colors`` maps column names to colours.
     """
+    if errors is not None and not error_label:
+        raise ValueError("say what the error bars show: error_label='± 1 sd over 3 seeds', for example")
     table = values if isinstance(values, pd.DataFrame) else pd.DataFrame(values).T
     err = None if errors is None else (errors if isinstance(errors, pd.DataFrame) else pd.DataFrame(errors).T)
     groups, series = list(table.index), list(table.columns)
@@ -145,13 +166,24 @@ def plot_grouped_bars(values, errors=None, *, ylabel: str = "balanced accuracy",
     ax.set_xticks(x, [textwrap.fill(str(g), 18, break_long_words=False) for g in groups], fontsize=8)
     if chance is not None:
         ax.axhline(chance, color="k", linestyle=":", linewidth=1, label="chance")
+    if err is not None:
+        ax.errorbar([], [], yerr=[], color="k", capsize=2, linestyle="none", label=error_label)
     if ylim is not None:
         ax.set_ylim(*ylim)
     ax.axhline(0, color="k", linewidth=0.6)
     ax.set(ylabel=ylabel, title=title)
-    ax.legend(fontsize=7, title=legend_title, title_fontsize=7, loc="best")
+    ax.legend(fontsize=7, title=legend_title, title_fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
+
+
+def plot_regimes(regimes, *, title: str = "The same models in each regime (test set)", chance: float | None = None,
+                 colors=None):
+    """One group of bars per regime of a ``RegimeComparison``: mean balanced accuracy over seeds, ± 1 sd."""
+    seeds = max(int(c.table()["seeds"].max()) for c in regimes.comparisons.values())
+    values, spread = regimes.table().T, regimes.spread().T
+    return plot_grouped_bars(values, spread if seeds > 1 else None, title=title, chance=chance, ylim=(0, 1),
+                             colors=colors, legend_title="model", error_label=f"± 1 sd over {seeds} seeds")
 
 
 def plot_differences(stats, *, reference: str = "", title: str = ""):
@@ -201,11 +233,15 @@ def plot_cost(table, *, title: str = "What each model costs"):
 
 
 def plot_robustness(x, curves, floor: float, *, xlabel: str, floor_label: str = "floor", ylabel: str = "balanced accuracy",
-                    title: str = "", mean_label: str | None = "mean of the strategies"):
+                    title: str = "", mean_label: str | None = "mean of the strategies", percent: bool = False,
+                    chance: float | None = None, ylim=(0, 1)):
     """Score of each strategy (``curves``: name -> values at ``x``) against a knob, with a reference ``floor`` dashed.
 
-    With ``mean_label``, the mean over strategies is drawn as a thick black line (less noisy than any one curve).
+    ``x`` is numeric and spaced as it is (``percent`` labels it as shares, 0.5 -> 50%); the y axis spans
+    ``ylim`` (the whole scale by default, so small differences look small). With ``mean_label``, the mean
+    over strategies is drawn as a thick black line (less noisy than any one curve).
     """
+    x = np.asarray(x, dtype=float)
     fig, axes = new_figure(7.5, 3.8)
     ax = axes[0, 0]
     for i, (name, values) in enumerate(curves.items()):
@@ -214,7 +250,10 @@ def plot_robustness(x, curves, floor: float, *, xlabel: str, floor_label: str = 
         ax.plot(x, np.mean([np.asarray(v) for v in curves.values()], 0), marker="s", color="k", linewidth=2.8,
                 label=mean_label)
     ax.axhline(floor, color="k", linestyle="--", linewidth=1.2, label=floor_label)
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    if chance is not None:
+        ax.axhline(chance, color="k", linestyle=":", linewidth=1, label="chance")
+    ax.set_xticks(x, [f"{v:.0%}" if percent else f"{v:g}" for v in x])
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title, ylim=ylim)
     ax.legend(fontsize=7.5, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     return fig
