@@ -8,6 +8,10 @@ trained with absent modalities meets an unfamiliar input when one is masked.
 
     >>> table = modality_ablation(result.model, splits.test)
 
+``concat_contributions`` looks inside concatenation: its logits are a sum of one block per modality,
+``W z = sum_m W_m h_m``, so how far each block moves a subject's logits says how much the model listens
+to that modality for that subject, with no explicit weight.
+
 Imports from fusion_kit: data, encoders, fusion and train.
 """
 from __future__ import annotations
@@ -22,7 +26,7 @@ from torch import nn
 from .data.dataset import MultimodalDataset
 from .train import Predictions, evaluate
 
-__all__ = ["AttentionSummary", "attention_summary", "modality_ablation", "grad_cam"]
+__all__ = ["AttentionSummary", "attention_summary", "modality_ablation", "concat_contributions", "grad_cam"]
 
 
 @dataclass
@@ -87,6 +91,30 @@ class _OneImage(nn.Module):
         from .fusion import logits_of
 
         return logits_of(self.model({**self.batch, self.modality: x}))
+
+
+def concat_contributions(model: nn.Module, dataset: MultimodalDataset) -> pd.DataFrame:
+    """For a ``concat`` model, whose logits are ``sum_m W_m h_m + b``: per subject (rows) and modality (columns),
+    the spread over classes (standard deviation) of ``W_m h_m``, how far that modality's block moves the logits.
+
+    A block that moves every class's logit alike (spread 0) changes no decision: the model ignores that
+    modality for that subject, whatever its weights.
+    """
+    import torch
+
+    if getattr(model, "strategy", None) != "concat":
+        raise ValueError(f"concat_contributions reads a concat model's head; got {getattr(model, 'strategy', type(model).__name__)!r}")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            batch, mask = model.read(dataset.to(model.head.weight.device).select(model.modalities).batch())
+            h, _ = model.encode(batch, mask)  # (N, M, D)
+            blocks = model.head.weight.view(model.num_classes, len(model.modalities), -1)  # (K, M, D)
+            logits = torch.einsum("kmd,nmd->nmk", blocks, h)  # (N, M, K): W_m h_m
+    finally:
+        model.train(was_training)
+    return pd.DataFrame(logits.std(-1).cpu().numpy(), columns=list(model.modalities), index=dataset.subject_ids)
 
 
 def grad_cam(model: nn.Module, dataset: MultimodalDataset, index: int, modality: str, class_idx: int | None = None):

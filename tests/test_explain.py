@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -53,3 +54,27 @@ def test_grad_cam_map(trained):
     assert other.shape == heat.shape
     with pytest.raises(ValueError, match="own image encoder for 'clinical'"):
         grad_cam(result.model, splits.test, 0, "clinical")
+
+
+def test_concat_contributions_add_up_to_the_logits_and_refuse_other_models(toy):
+    import torch
+
+    from fusion_kit.explain import concat_contributions
+    from fusion_kit.models import build_model
+
+    model = build_model("concat", toy)
+    model.head.weight.data.normal_()
+    table = concat_contributions(model, toy)
+    assert list(table.columns) == list(model.modalities) and len(table) == len(toy)
+    model.eval()
+    with torch.no_grad():  # the blocks W_m h_m, summed with the bias, are the logits
+        batch, mask = model.read(toy.batch())
+        h, _ = model.encode(batch, mask)
+        blocks = torch.einsum("kmd,nmd->nmk", model.head.weight.view(model.num_classes, len(model.modalities), -1), h)
+        assert torch.allclose(blocks.sum(1) + model.head.bias, model(toy.batch()).logits, atol=1e-5)
+    assert np.allclose(table.to_numpy(), blocks.std(-1).numpy(), atol=1e-6)
+    with torch.no_grad():  # a modality whose block is zeroed moves no logit
+        model.head.weight.view(model.num_classes, len(model.modalities), -1)[:, 0] = 0
+    assert np.allclose(concat_contributions(model, toy).iloc[:, 0], 0)
+    with pytest.raises(ValueError, match="concat model"):
+        concat_contributions(build_model("sum", toy), toy)

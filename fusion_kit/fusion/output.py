@@ -254,7 +254,7 @@ class StackingFusion(CrossFitted):
 
 
 class EvidentialFusion(OutputFusion):
-    """Dempster's rule on opinions b_m = e_m / S_m, u_m = K / S_m, e_m = softplus(l_m)  (trusted multi-view, Han et al. 2021)"""
+    """Dempster's rule on opinions b_m = v_m / S_m, u_m = K / S_m, v_m = softplus(l_m)  (trusted multi-view, Han et al. 2021)"""
 
     fusion_label: ClassVar[str] = "Dempster-Shafer\n(evidential)"
 
