@@ -9,7 +9,7 @@ Imports from fusion_kit: core and data.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -18,8 +18,12 @@ from .data.dataset import ModalitySpec, presence
 from .data.splits import table_statistics
 
 __all__ = [
-    "BATCH_NORM", "ImageEncoder", "TableScaling", "TabularEncoder", "build_encoder", "count_parameters", "global_pool",
+    "BATCH_NORM", "ENCODER_OPTIONS", "ImageEncoder", "TableScaling", "TabularEncoder", "build_encoder",
+    "check_encoder_options", "count_parameters", "global_pool",
 ]
+
+ENCODER_OPTIONS = {"image": ("channels", "kernel_size", "res_units", "dropout"), "tabular": ("hidden", "dropout")}
+"""What one modality's encoder may set for itself (``build_model(..., encoders={"pet": {"kernel_size": 5}})``)."""
 
 # Batch norm whose running statistics follow the last few steps. A quick-size cohort gives a model only
 # a few dozen optimizer steps; with PyTorch's default momentum (0.1) the running statistics then lag the
@@ -36,8 +40,8 @@ def global_pool(feature_map: Tensor) -> Tensor:
 class ImageEncoder(nn.Module):
     """x (B, C, *spatial) -> stage maps f^(s) (B, C_s, *spatial/2^s) -> h = ReLU(W pool(f^(S))) (B, out_dim).
 
-    Each stage halves the resolution with a strided MONAI ``Convolution`` (conv, batch norm, ReLU),
-    optionally followed by ``res_units`` MONAI ``ResidualUnit`` blocks. ``spatial_dims`` picks 2D or 3D.
+    Each stage halves the resolution with a strided MONAI ``Convolution`` (conv of ``kernel_size``, batch norm,
+    ReLU), optionally followed by ``res_units`` MONAI ``ResidualUnit`` blocks. ``spatial_dims`` picks 2D or 3D.
     """
 
     def __init__(
@@ -48,6 +52,7 @@ class ImageEncoder(nn.Module):
         out_dim: int = 32,
         res_units: int = 0,
         dropout: float = 0.0,
+        kernel_size: int = 3,
     ) -> None:
         from monai.networks.blocks import Convolution, ResidualUnit  # imported when first needed: MONAI loads slowly
 
@@ -64,7 +69,7 @@ class ImageEncoder(nn.Module):
         c_in = in_channels
         for c_out in self.stage_channels:
             blocks: list[nn.Module] = [
-                Convolution(spatial_dims, c_in, c_out, strides=2, kernel_size=3, act="RELU", norm=BATCH_NORM)
+                Convolution(spatial_dims, c_in, c_out, strides=2, kernel_size=kernel_size, act="RELU", norm=BATCH_NORM)
             ]
             blocks += [
                 ResidualUnit(spatial_dims, c_out, c_out, act="RELU", norm=BATCH_NORM, subunits=1)
@@ -197,6 +202,7 @@ def build_encoder(
     dropout: float | None = None,
     in_channels: int | None = None,
     maps_only: bool = False,
+    kernel_size: int = 3,
 ) -> ImageEncoder | TabularEncoder:
     """The marginal encoder f_m for a modality: the one place every model builds its encoders.
 
@@ -209,10 +215,61 @@ def build_encoder(
     if spec.kind == "tabular":
         return TabularEncoder(spec.channels, hidden=tabular_hidden, out_dim=out_dim, **extra)
     encoder = ImageEncoder(in_channels or spec.channels, spec.spatial_dims, channels=channels, out_dim=out_dim,
-                           res_units=res_units, **extra)
+                           res_units=res_units, kernel_size=kernel_size, **extra)
     if maps_only:
         encoder.head = nn.Identity()  # unused: the model fuses feature maps, not vectors
     return encoder
+
+
+def check_encoder_options(encoders, specs: dict[str, ModalitySpec], *, own_channels: bool) -> dict[str, dict]:
+    """Per-modality encoder options, checked: ``{modality: {option: value}}`` with options from ``ENCODER_OPTIONS``
+    (a table's ``hidden`` becomes ``tabular_hidden``, as ``build_encoder`` names it). ``own_channels``: whether
+    this model lets image encoders differ in their stage channels (models that fuse vectors do; models that
+    combine feature maps stage by stage need one set of channels for every image)."""
+    import difflib
+
+    if encoders is None:
+        return {}
+    if not isinstance(encoders, Mapping):
+        raise ValueError(f"encoders maps a modality to its encoder's options, e.g. encoders={{'pet': {{'kernel_size': 5}}}}; "
+                         f"got {encoders!r}")
+    checked = {}
+    for name, options in encoders.items():
+        if name not in specs:
+            raise ValueError(f"encoders names {name!r}, which this model does not have; its modalities: {', '.join(specs)}")
+        kind = specs[name].kind
+        valid = ENCODER_OPTIONS[kind]
+        if not isinstance(options, Mapping):
+            raise ValueError(f"encoders[{name!r}] must map options to values, e.g. {{{valid[1]!r}: ...}}; got {options!r}")
+        for key in options:
+            if key not in valid:
+                hint = difflib.get_close_matches(str(key), valid, n=1)
+                did_you_mean = f" Did you mean {hint[0]!r}?" if hint else ""
+                raise ValueError(f"the {kind} encoder of {name!r} has no option {key!r}.{did_you_mean} "
+                                 f"Its options: {', '.join(valid)}")
+        if "channels" in options and not own_channels:
+            raise ValueError(f"its image encoders must share their stage channels (it combines their feature maps); set "
+                             f"channels for the whole model, and per modality only {', '.join(valid[1:])}")
+        checked[name] = {("tabular_hidden" if k == "hidden" else k): _checked_value(name, k, v) for k, v in options.items()}
+    return checked
+
+
+def _checked_value(name: str, key: str, value):
+    """One per-modality encoder option, checked against what it can be."""
+    where = f"encoders[{name!r}][{key!r}]"
+    if key in ("channels", "hidden"):
+        sizes = (value,) if isinstance(value, int) else tuple(value)
+        if not sizes and key == "channels" or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in sizes):
+            raise ValueError(f"{where} must be positive integers, one per {'stage' if key == 'channels' else 'layer'}; "
+                             f"got {value!r}")
+        return sizes
+    if key == "kernel_size" and (isinstance(value, bool) or not isinstance(value, int) or value < 1 or value % 2 == 0):
+        raise ValueError(f"{where} must be an odd positive integer (the convolution keeps the grid), got {value!r}")
+    if key == "res_units" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ValueError(f"{where} must be a whole number of residual units, 0 or more, got {value!r}")
+    if key == "dropout" and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1):
+        raise ValueError(f"{where} is a probability in [0, 1), got {value!r}")
+    return value
 
 
 def count_parameters(module: nn.Module) -> int:

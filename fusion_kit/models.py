@@ -235,6 +235,7 @@ class ModelDescription:
     fusion: int
     head: int
     tables: str = ""  # how tabular inputs are scaled
+    per_modality: str = ""  # each modality's encoder, where encoders= set some of them apart
 
     @property
     def total(self) -> int:
@@ -247,6 +248,7 @@ class ModelDescription:
             f"  fuses at:   {self.where}",
             f"  parameters: encoders {self.encoders:,} | fusion {self.fusion:,} | head {self.head:,} | total {self.total:,}",
             *([f"  {self.tables}"] if self.tables else []),
+            *([f"  encoders:   {self.per_modality}"] if self.per_modality else []),
         ])
 
 
@@ -265,4 +267,19 @@ def describe(model: nn.Module) -> ModelDescription:
         where=str(getattr(model, "where", "")),
         **counts,
         tables=model.scaling.describe() if hasattr(model, "scaling") else "",
+        per_modality=_per_modality(model),
     )
+
+
+def _per_modality(model: nn.Module) -> str:
+    """'mri 7,128 | pet 3,904 (kernel_size 5, channels (4, 8))': each encoder's parameters and own options."""
+    own = getattr(model, "encoder_options", {})
+    encoders = getattr(model, "encoders", {})
+    if not own or not isinstance(encoders, nn.ModuleDict):
+        return ""
+    parts = []
+    for name, encoder in encoders.items():
+        options = ", ".join(f"{k.replace('tabular_', '')} {v}" for k, v in own.get(name, {}).items())
+        parts.append(f"{name} {sum(p.numel() for p in encoder.parameters() if p.requires_grad):,}"
+                     + (f" ({options})" if options else ""))
+    return " | ".join(parts)

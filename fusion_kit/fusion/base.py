@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data.dataset import ModalitySpec, check_batch, presence
-from ..encoders import ImageEncoder, TableScaling, TabularEncoder, build_encoder
+from ..encoders import ImageEncoder, TableScaling, TabularEncoder, build_encoder, check_encoder_options
 from .masking import Imputer, ModalityDropout
 
 __all__ = ["FusionOutput", "FusionModel", "ModelConfig", "RepresentationFusion", "UnimodalModel", "logits_of"]
@@ -74,6 +74,8 @@ class FusionModel(nn.Module):
     fusion_label: ClassVar[str] = "fusion"  # short label for the architecture diagram
     layout: ClassVar[str] = "vectors"  # how the diagram is laid out (see ``diagram``)
     min_modalities: ClassVar[int] = 2
+    own_encoders: ClassVar[bool] = True  # one encoder per modality, so per-modality encoder options apply
+    own_channels: ClassVar[bool] = False  # image encoders may differ in stage channels (models that fuse vectors)
 
     def __init__(
         self,
@@ -88,6 +90,7 @@ class FusionModel(nn.Module):
         modality_dropout: float = 0.0,
         spatial_dims: int | None = None,
         scale_tables: bool = True,
+        encoders: Mapping[str, Mapping] | None = None,
     ) -> None:
         super().__init__()
         if not specs:
@@ -114,11 +117,23 @@ class FusionModel(nn.Module):
         self.modality_dropout = ModalityDropout(modality_dropout)
         self.scaling = TableScaling(self.specs, enabled=bool(scale_tables))
         self._check_modalities(spatial_dims)
+        if encoders and not self.own_encoders:
+            raise ValueError("it reads its modalities with one shared encoder, so per-modality encoder options do not "
+                             "apply; set channels, res_units or dropout for the whole model")
+        self.encoder_options = check_encoder_options(encoders, self.specs, own_channels=self.own_channels)
+        self.built_encoders: set[str] = set()  # the modalities make_encoder was called for
+        for m, options in self.encoder_options.items():
+            if "channels" in options:
+                self._check_depth(m, options["channels"])
 
     @classmethod
     def from_config(cls, config: ModelConfig, specs: Mapping[str, ModalitySpec]) -> "FusionModel":
         """The model ``config`` describes (``build_model`` builds every registered strategy this way)."""
         model = cls({m: specs[m] for m in config.modalities}, config.num_classes, **config.options)
+        unused = [m for m in model.encoder_options if m not in model.built_encoders]
+        if unused:
+            raise ValueError(f"it builds no encoder of its own for {', '.join(unused)} (read as tokens or stacked with "
+                             "another modality), so per-modality encoder options cannot apply there")
         model.config = config
         return model
 
@@ -144,13 +159,17 @@ class FusionModel(nn.Module):
                     f"spatial_dims={spatial_dims} asked for, but {m!r} is {spec.spatial_dims}D with shape {spec.shape}; "
                     f"leave spatial_dims out (it is read from the data) or give {spec.spatial_dims}D images"
                 )
-            smallest = min(spec.spatial_shape)
-            if smallest < 2 ** (len(self.channels) - 1):
-                fits = int(math.log2(smallest)) + 1  # stride-2 stages an image of this size can take
-                raise ValueError(
-                    f"{m!r} images of size {spec.spatial_shape} are too small for {len(self.channels)} stride-2 "
-                    f"encoder stages; pass at most {fits}, e.g. channels={self.channels[:fits]}"
-                )
+            self._check_depth(m, self.channels)
+
+    def _check_depth(self, m: str, channels: Sequence[int]) -> None:
+        spec = self.specs[m]
+        smallest = min(spec.spatial_shape)
+        if smallest < 2 ** (len(channels) - 1):
+            fits = int(math.log2(smallest)) + 1  # stride-2 stages an image of this size can take
+            raise ValueError(
+                f"{m!r} images of size {spec.spatial_shape} are too small for {len(channels)} stride-2 "
+                f"encoder stages; pass at most {fits}, e.g. channels={tuple(channels)[:fits]}"
+            )
 
     def require(self, *, images: int = 0, tables: int = 0, same_grid: bool = False, why: str = "") -> None:
         """Raise a clear error unless there are enough image/tabular modalities (on one grid if asked)."""
@@ -195,10 +214,13 @@ class FusionModel(nn.Module):
     # ------------------------------------------------------------ building blocks
     def make_encoder(self, name: str, maps_only: bool = False, **overrides) -> ImageEncoder | TabularEncoder:
         """The marginal encoder f_m with this model's sizes; ``maps_only`` drops an image encoder's vector
-        head (only stage maps used); ``overrides`` (``channels``, ``in_channels``) change one encoder."""
+        head (only stage maps used); the modality's own options (``encoders=``) come next, and ``overrides``
+        (``channels``, ``in_channels``) last."""
         sizes = dict(out_dim=self.out_dim, channels=self.channels, tabular_hidden=self.tabular_hidden,
                      res_units=self.res_units, dropout=self.dropout)
-        return build_encoder(self.specs[name], maps_only=maps_only, **{**sizes, **overrides})
+        own = self.encoder_options.get(name, {})
+        self.built_encoders.add(name)
+        return build_encoder(self.specs[name], maps_only=maps_only, **{**sizes, **own, **overrides})
 
     def read(self, batch: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
         """Check the batch; return it with its tables scaled, and the presence mask (B, M) in this model's
@@ -224,6 +246,8 @@ class FusionModel(nn.Module):
 
 class RepresentationFusion(FusionModel):
     """Base for methods that fuse the vectors h_m = f_m(x_m): one encoder per modality and an imputer."""
+
+    own_channels: ClassVar[bool] = True
 
     fill: ClassVar[float] = 0.0  # neutral element of the fusion: what an absent h_m becomes by default
 
@@ -251,6 +275,7 @@ class UnimodalModel(FusionModel):
     fusion_label: ClassVar[str] = "no fusion"
     layout: ClassVar[str] = "unimodal"
     min_modalities: ClassVar[int] = 1
+    own_channels: ClassVar[bool] = True
 
     def __init__(self, specs: Mapping[str, ModalitySpec], num_classes: int, **options) -> None:
         super().__init__(specs, num_classes, **options)

@@ -26,6 +26,7 @@ class ChannelStackFusion(FusionModel):
     layout: ClassVar[str] = "inputs"
     fusion_point: ClassVar[str] = "the inputs: image channels stacked before one shared encoder"
     fusion_label: ClassVar[str] = "stack\nchannels"
+    own_encoders: ClassVar[bool] = False  # one encoder reads every modality
 
     def __init__(self, specs: Mapping[str, ModalitySpec], num_classes: int, **options) -> None:
         super().__init__(specs, num_classes, **options)

@@ -43,6 +43,7 @@ class OutputFusion(FusionModel):
     family: ClassVar[str] = "output"
     layout: ClassVar[str] = "decisions"
     fusion_point: ClassVar[str] = "the decisions: one classifier per modality, combined at the end"
+    own_channels: ClassVar[bool] = True
 
     def __init__(self, specs: Mapping[str, ModalitySpec], num_classes: int, **options) -> None:
         super().__init__(specs, num_classes, **options)
