@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fusion_kit.data import MultimodalDataset, make_brain_cohort, split_dataset
-from fusion_kit.data.cohort import CohortConfig, cohort_cache_path
+from fusion_kit.data.cohort import CohortConfig, cohort_cache_path, scale_clinical
 from fusion_kit.data.regimes import ageing_weight, image_loads
 from fusion_kit.experiment import compare
 
@@ -57,22 +57,31 @@ def test_conditioning_scales_the_image_evidence_with_age():
     assert not torch.equal(plain.tensors["mri"], data.tensors["mri"])
 
 
-def test_reliability_degrades_half_of_each_modality_visibly_and_never_all_three():
+def test_reliability_degrades_half_of_each_modality_and_the_record_tells_which():
     plain = make_brain_cohort(200, image_size=32, cache=False)
     data = make_brain_cohort(200, image_size=32, reliability=1.0, cache=False)
     degraded = data.meta["degraded"]
     assert not degraded.all(1).any() and (np.abs(degraded.mean(0) - 0.45) < 0.12).all()
     assert torch.equal(plain.labels, data.labels)
-    age = data.meta["clinical_raw"][:, 0]
-    assert (age[degraded[:, 2]] < 10).all() and (age[~degraded[:, 2]] > 50).all()  # typed in decades
+    names = data.specs["clinical"].feature_names
+    assert names == plain.specs["clinical"].feature_names + ("motion_mm", "glucose_mg_dl")
+    raw = data.meta["clinical_raw"]
+    assert raw.shape == (200, 7) and set(data.meta["clinical_units"]) == set(names)
+    assert np.allclose(data.tensors["clinical"].numpy(), scale_clinical(raw, names), atol=1e-5)
+    assert (raw[degraded[:, 2], 0] < 10).all() and (raw[~degraded[:, 2], 0] > 50).all()  # age typed in decades
+    motion, glucose = raw[:, 5], raw[:, 6]
+    assert (motion[degraded[:, 0]] >= 1.5).all() and (motion[~degraded[:, 0]] < 1.5).all()
+    assert (glucose[degraded[:, 1]] >= 170).all() and (glucose[~degraded[:, 1]] <= 150).all()
+    for j, m in enumerate(("mri", "pet")):  # an intact image is the default one; a degraded one differs
+        assert torch.equal(data.tensors[m][~degraded[:, j]], plain.tensors[m][~degraded[:, j]])
+        assert not torch.equal(data.tensors[m][degraded[:, j]], plain.tensors[m][degraded[:, j]])
 
-    def roughness(images):  # mean squared difference of neighbouring pixels: noise shows, blur hides
+    def roughness(images):  # mean squared difference of neighbouring pixels: no artefact tells a degraded image
         return (images[..., 1:] - images[..., :-1]).pow(2).flatten(1).mean(1).numpy()
 
-    pet, mri = roughness(data.tensors["pet"]), roughness(data.tensors["mri"])
-    assert pet[degraded[:, 1]].mean() > 2 * pet[~degraded[:, 1]].mean()  # a low-count PET is grainy
-    assert not np.allclose(mri[degraded[:, 0]], roughness(plain.tensors["mri"])[degraded[:, 0]])
-    assert torch.equal(data.tensors["mri"][~degraded[:, 0]], plain.tensors["mri"][~degraded[:, 0]])
+    for j, m in enumerate(("mri", "pet")):
+        rough = roughness(data.tensors[m])
+        assert abs(rough[degraded[:, j]].mean() / rough[~degraded[:, j]].mean() - 1) < 0.15, m
 
 
 @pytest.mark.slow
@@ -96,16 +105,13 @@ def test_conditioning_multiplicative_fusion_is_ahead_of_late_fusion():
 
 
 @pytest.mark.slow
-def test_reliability_attention_weights_drop_on_the_degraded_modality():
-    from fusion_kit.explain import attention_summary
-
+def test_reliability_weights_set_from_the_record_beat_a_sum_of_evidence():
+    """The images' reliability is written in the table: the gated unit (gates from every modality) is ahead
+    of concatenation and of late fusion (over seeds 0-2 of the benchmark: +5.5 and +9.0 points)."""
     data = make_brain_cohort(800, reliability=1.0, seed=0)
-    splits = split_dataset(data, seed=0)
-    run = compare(splits, ["modality_attention"], epochs=30, progress=False).runs[0]
-    summary = attention_summary(run.model, run.predictions)
-    degraded = splits.test.meta["degraded"]
-    for j, m in enumerate(summary.names):  # over three seeds, at least 0.19 lower for every modality
-        assert summary.weights[degraded[:, j], j].mean() < summary.weights[~degraded[:, j], j].mean() - 0.1, m
+    table = compare(split_dataset(data, seed=0), ["gmu", "concat", "average"], epochs=30, progress=False).table()
+    score = {name.split(" ")[0]: table.loc[name, "balanced_accuracy"] for name in table.index}
+    assert score["gmu"] > score["concat"] and score["gmu"] > score["average"], score
 
 
 def test_patch_attention_figure_marks_the_foci():

@@ -72,7 +72,7 @@ CLINICAL_UNITS = {
 }
 # fixed population constants: stored feature = (raw - centre) / spread, never data-dependent
 CLINICAL_SCALING = {"age": (72.0, 8.0), "sex": (0.5, 0.5), "education": (15.0, 3.0), "mmse": (27.0, 3.0), "apoe4": (0.5, 0.6)}
-MISSING_MECHANISMS = ("mcar", "severity")
+MISSING_MECHANISMS = ("mcar", "mar", "severity")
 LATENT_NOISE = 0.8  # tau: std of a modality's latent noise at modality_signal 1.0
 
 # Random streams: one per part of the story, so changing one knob leaves the other parts unchanged.
@@ -128,7 +128,9 @@ class CohortConfig:
             every setting; only what fusion can gain changes.
         missing: share of subjects without each modality, a number for all or a dict such as
             ``{"pet": 0.3}``; absent modalities have mask False and zeroed content.
-        missing_mechanism: "mcar" (completely at random) or "severity" (sicker subjects miss more often).
+        missing_mechanism: "mcar" (completely at random), "mar" (at random given the age in the table:
+            older subjects miss more often; the table itself cannot then be missing) or "severity"
+            (sicker subjects miss more often: not at random).
         misregistration: spread in mm of a random rigid motion of PET against MRI per subject
             (shift std in mm per axis, rotation std misregistration / 2 in degrees); 0 means aligned.
         label_noise: share of subjects whose label is replaced by another class at random.
@@ -138,7 +140,8 @@ class CohortConfig:
         conditioning: in [0, 1], how far the images must be read against the age in the table (an older
             brain shows more change per unit of disease, and normal ageing): calls for multiplicative fusion.
         reliability: in [0, 1], how often a modality is degraded for a subject (50% each at 1, never all
-            three), showing a misleading latent with a visible artefact: calls for per-subject weights.
+            three), showing a misleading latent; which scan is degraded is written in the acquisition
+            record (two columns added to the table): calls for per-subject weights set from the table.
         seed: the same seed and knobs give bit-identical data.
 
         The three regime knobs are described, with their equations, in ``fusion_kit.data.regimes``.
@@ -181,6 +184,9 @@ class CohortConfig:
         rates = _per_modality("missing", self.missing, 0.0)
         for key, rate in rates.items():
             _check_fraction(f"missing rate of {key!r}", rate, high_inclusive=False)
+        if self.missing_mechanism == "mar" and rates.get("clinical", 0.0) > 0:
+            raise ValueError("missing_mechanism 'mar' ties missingness to the age in the clinical table, which must "
+                             "then be observed for everyone: set missing['clinical'] to 0, or use 'mcar' or 'severity'")
         if self.misregistration < 0:
             raise ValueError(f"misregistration is a spread in mm and must be >= 0, got {self.misregistration!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -318,7 +324,6 @@ def _images(p: Mapping, latents: dict, sex: np.ndarray, draws=None, age: np.ndar
     motion = imaging.pet_misregistration(n, dims, p["misregistration"], _rng(seed, "pet", 1))
     mri_rng, pet_rng = _rng(seed, "mri"), _rng(seed, "pet")
     loads = {m: _shown_load(p, latents[m], draws, age) for m in ("mri", "pet")}
-    degraded = draws.degraded if draws is not None else np.zeros((n, 3), dtype=bool)
     mri, pet, foci = [], [], []
     for start in range(0, n, _CHUNK):
         part = slice(start, min(start + _CHUNK, n))
@@ -338,10 +343,9 @@ def _images(p: Mapping, latents: dict, sex: np.ndarray, draws=None, age: np.ndar
         image = imaging.render_mri(atrophied, mri_rng)
         if p.get("interaction", 0.0):
             image = image * (1 + lesion_mri[:, None])
-        mri.append(regimes.degrade_mri(image, degraded[part, 0], _subject_rngs(seed, "degraded", start, k)))
+        mri.append(image)
         pet_motion = (motion[0][part], motion[1][part])
-        noise = regimes.pet_noise_factor(degraded[part, 1]) if degraded.any() else 1.0
-        pet.append(imaging.render_pet(healthy, regions, loads["pet"][part], pet_motion, voxel_mm, pet_rng, lesion_pet, noise))
+        pet.append(imaging.render_pet(healthy, regions, loads["pet"][part], pet_motion, voxel_mm, pet_rng, lesion_pet))
     info = {
         "head_scale": geo["scale"].numpy().astype(np.float64),
         "pet_shift_mm": motion[1].numpy().astype(np.float64),
@@ -368,10 +372,12 @@ def _clinical_raw(latent: np.ndarray, sex: np.ndarray, rng: np.random.Generator)
     return np.stack([age, sex.astype(float), education, mmse, apoe4.astype(float)], 1)
 
 
-def scale_clinical(raw: np.ndarray) -> np.ndarray:
-    """(raw - centre) / spread per column with the fixed constants of ``CLINICAL_SCALING``."""
-    centre = np.array([CLINICAL_SCALING[f][0] for f in CLINICAL_FEATURES])
-    spread = np.array([CLINICAL_SCALING[f][1] for f in CLINICAL_FEATURES])
+def scale_clinical(raw: np.ndarray, features: Sequence[str] = CLINICAL_FEATURES) -> np.ndarray:
+    """(raw - centre) / spread per column with the fixed constants of ``CLINICAL_SCALING`` (and of the
+    acquisition record's columns, ``regimes.RECORD_SCALING``)."""
+    constants = {**CLINICAL_SCALING, **regimes.RECORD_SCALING}
+    centre = np.array([constants[f][0] for f in features])
+    spread = np.array([constants[f][1] for f in features])
     return (np.asarray(raw, dtype=np.float64) - centre) / spread
 
 
@@ -417,11 +423,13 @@ def _generate(p: Mapping) -> MultimodalDataset:
     draws = regimes.draw_regimes(n, p, _rng(seed, "regimes")) if on else None
     diagnosis = regimes.diagnosis_latent(severity, draws, p) if on else severity
     labels = _labels_by_rank(diagnosis, p["class_balance"])
-    shown, table = latents, raw
-    if on and draws.degraded.any():
+    shown, table, features, units = latents, raw, CLINICAL_FEATURES, dict(CLINICAL_UNITS)
+    if p.get("reliability", 0.0):  # the acquisition record joins the table, and degraded modalities mislead
         shown = regimes.misleading_latents(latents, draws, MODALITIES, _rng(seed, "degraded"))
         misleading = _clinical_raw(shown["clinical"], sex, _rng(seed, "degraded", 1))
-        table = regimes.mistyped_clinical(raw, misleading, draws.degraded[:, 2])
+        record = regimes.acquisition_record(draws.degraded, _rng(seed, "degraded", 2))
+        table = np.concatenate([regimes.mistyped_clinical(raw, misleading, draws.degraded[:, 2]), record], 1)
+        features, units = features + regimes.RECORD_FEATURES, {**units, **regimes.RECORD_UNITS}
     mri, pet, info = _images(p, shown, sex, draws, raw[:, 0])
     noisy = _noisy_labels(labels, p["label_noise"], _rng(seed, "labels"))
     meta = {
@@ -431,16 +439,16 @@ def _generate(p: Mapping) -> MultimodalDataset:
         "label_flipped": noisy != labels,
         **info,
         "clinical_raw": table,
-        "clinical_units": dict(CLINICAL_UNITS),
+        "clinical_units": units,
         "affine": anatomy.voxel_to_mni(p["spatial_dims"], p["image_size"]).tolist(),
         "params": json.loads(json.dumps(p)),
         **(_regime_meta(diagnosis, draws, raw) if on else {}),
     }
     data = MultimodalDataset(
-        {"mri": mri, "pet": pet, "clinical": torch.as_tensor(scale_clinical(table), dtype=torch.float32)},
+        {"mri": mri, "pet": pet, "clinical": torch.as_tensor(scale_clinical(table, features), dtype=torch.float32)},
         noisy,
         class_names=CLASS_NAMES,
-        feature_names={"clinical": CLINICAL_FEATURES},
+        feature_names={"clinical": features},
         subject_ids=[f"sub-{i + 1:04d}" for i in range(n)],
         meta=meta,
     )

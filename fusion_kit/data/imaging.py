@@ -111,7 +111,6 @@ def render_pet(
     voxel_mm: float,
     rng: np.random.Generator,
     focal: Tensor | float = 0.0,
-    noise_factor: Tensor | float = 1.0,
 ) -> Tensor:
     """FDG-like: P = blur_8mm(move(g (GM + 0.25 WM + 0.05 CSF)(1 - h)) + noise).
 
@@ -119,7 +118,7 @@ def render_pet(
     (temporoparietal and posterior cingulate 1.0, lateral temporal 0.8, medial temporal 0.6).
     Global scale g ~ exp(0.1 N) (PET_SCALE_SD). Noise std k sqrt(max(uptake, 0)) with k ~ U(0.12, 0.24) per subject,
     added before the blur, so it is spatially correlated as in a reconstructed PET image. ``focal`` (a focal
-    lesion, relative change of uptake) and ``noise_factor`` (a low-count scan) come from the regime knobs.
+    lesion, relative change of uptake) comes from the ``interaction`` knob.
     """
     n, spatial = tissue.shape[0], tissue.shape[2:]
     view = (-1,) + (1,) * len(spatial)
@@ -131,7 +130,7 @@ def render_pet(
     angles, shifts = motion
     if shifts.abs().sum() > 0:
         uptake = anatomy.rigid_warp(uptake, angles[:, 0] if len(spatial) == 2 else angles, shifts / voxel_mm)
-    k = torch.as_tensor(rng.uniform(0.12, 0.24, n), dtype=torch.float32) * noise_factor
+    k = torch.as_tensor(rng.uniform(0.12, 0.24, n), dtype=torch.float32)
     k = k.view(-1, 1, *[1] * len(spatial))
     noise = torch.as_tensor(rng.standard_normal(tuple(uptake.shape)), dtype=torch.float32)
     noisy = uptake + k * uptake.clamp_min(0).sqrt() * noise

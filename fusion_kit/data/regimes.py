@@ -17,12 +17,16 @@ each calls for a family of fusion (equations and limits in ``datasets/brain_coho
   normal-ageing latent shared by both images. The same picture is strong evidence of disease at 60 and
   weak at 85: the image's evidence must be multiplied by a function of a table column, which
   multiplicative fusion (FiLM, DAFT, tensor, product) can do and a sum of per-modality evidence cannot.
-- ``reliability``: a modality may be degraded for a subject (head motion in the MRI, a low-count PET,
-  a mistyped clinical record), with probability ``RELIABILITY_RATE * reliability`` each (never all
-  three). A degraded modality shows a confidently misleading latent (an independent draw, twice as
-  spread), and its artefact is visible in its own data (MRI ghosting, blur and noise; PET noise five
-  times stronger; an age typed in decades). Fixed modality weights trust it anyway; per-subject
-  weights (attention, gating, evidential fusion) need not.
+- ``reliability``: a modality may be degraded for a subject, with probability ``RELIABILITY_RATE *
+  reliability`` each (never all three), and shows then a *confidently misleading* latent (an independent
+  draw, twice as spread). A degraded scan looks like any other scan: head motion during the T1 biases
+  the morphometry (motion lowers grey-matter volume and thickness estimates), a high blood glucose at
+  the FDG injection lowers cortical uptake (it mimics hypometabolism). What tells is the **acquisition
+  record**, two columns added to the table: the scanner's head-motion estimate (mm) and the blood
+  glucose at injection (mg/dL). A mistyped clinical record is visible in itself (an age typed in
+  decades). So whether to trust an image is written in *another* modality: its weight must be set per
+  subject from the table (gating, attention over all modalities); a fixed sum of per-modality evidence
+  cannot, and neither can an image's own encoder.
 
 The draws come from their own random streams, so a knob changes nothing else in the cohort.
 """
@@ -35,7 +39,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import anatomy
 
 __all__ = [
     "KNOBS",
@@ -45,13 +48,13 @@ __all__ = [
     "image_loads",
     "lesion_maps",
     "misleading_latents",
-    "degrade_mri",
-    "pet_noise_factor",
+    "RECORD_FEATURES",
+    "acquisition_record",
     "mistyped_clinical",
 ]
 
 KNOBS = ("interaction", "conditioning", "reliability")
-VERSION = 2  # bump whenever what the knobs generate changes, so cached regime cohorts are regenerated
+VERSION = 3  # bump whenever what the knobs generate changes, so cached regime cohorts are regenerated
 INTERACTION_SHIFT = 0.6  # how far a coinciding (or separate) pair of lesions moves the diagnosis latent
 LESION_SD_MM = 12.0  # size of a focal lesion (Gaussian standard deviation)
 LESION_APART_MM = 40.0  # lesions that do not coincide are at least this far apart
@@ -60,7 +63,13 @@ LESION_PET = 2.0  # relative change of the uptake at the centre of the PET lesio
 AGEING_CENTRE, AGEING_WIDTH = 72.0, 2.0  # w(age) = sigmoid((age - 72) / 2)
 GAIN_YOUNG, GAIN_OLD = 0.1, 2.5  # change in the image per unit of disease load, young and old (conditioning 1)
 RELIABILITY_RATE = 0.5  # chance that a modality is degraded for a subject, at reliability 1
-PET_NOISE_DEGRADED = 5.0  # a low-count PET: noise five times stronger
+# the acquisition record, added to the table under ``reliability``: name, unit, (centre, spread) of the scaling
+RECORD_FEATURES = ("motion_mm", "glucose_mg_dl")
+RECORD_UNITS = {"motion_mm": "head motion during the T1, scanner estimate (mm)",
+                "glucose_mg_dl": "blood glucose at the FDG injection (mg/dL)"}
+RECORD_SCALING = {"motion_mm": (1.0, 1.0), "glucose_mg_dl": (130.0, 40.0)}
+MOTION_DEGRADED_MM = (1.5, 4.0)  # a degraded T1: motion drawn uniformly in this range; intact: about 0.3 mm
+GLUCOSE_DEGRADED = (170.0, 260.0)  # a degraded FDG-PET: glucose in this range; intact: about 100 +- 15
 MISLEADING_SPREAD = 2.0  # a degraded modality's latent: an independent draw, this many times as spread
 
 
@@ -153,24 +162,16 @@ def lesion_maps(points: Tensor, gm: Tensor, coincide: np.ndarray, rngs) -> tuple
             voxel(mri_at), voxel(pet_at))
 
 
-def degrade_mri(images: Tensor, degraded: np.ndarray, rngs) -> Tensor:
-    """Head motion in a T1: a ghost of the head shifted along the phase-encoding axis, blur and noise."""
-    if not degraded.any():
-        return images
-    out = images.clone()
-    size = images.shape[-1]
-    for i in np.flatnonzero(degraded):
-        image = images[i : i + 1]
-        ghost = torch.roll(image, shifts=size // 6, dims=-1)
-        moved = anatomy.gaussian_blur(0.5 * image + 0.5 * ghost, 1.5)
-        noise = torch.as_tensor(rngs[i].standard_normal(tuple(image.shape)), dtype=image.dtype)
-        out[i : i + 1] = (moved + 0.08 * noise).abs()
-    return out
-
-
-def pet_noise_factor(degraded: np.ndarray) -> Tensor:
-    """Per subject, how much stronger the PET noise is: PET_NOISE_DEGRADED times for a low-count scan."""
-    return torch.as_tensor(np.where(degraded, PET_NOISE_DEGRADED, 1.0), dtype=torch.float32)
+def acquisition_record(degraded: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The record of each scan, (N, 2) in RECORD_FEATURES order: head motion in mm (about 0.3 when still,
+    1.5 to 4 when the T1 is degraded) and blood glucose in mg/dL (100 +- 15, or 170 to 260 when the PET is
+    degraded). It is exact about which scan is degraded, and says nothing about the disease."""
+    n = len(degraded)
+    still = np.round(rng.lognormal(np.log(0.3), 0.5, n), 2)
+    moved = np.round(rng.uniform(*MOTION_DEGRADED_MM, n), 2)
+    normal = np.round(np.clip(rng.normal(100.0, 15.0, n), 65.0, 150.0))
+    high = np.round(rng.uniform(*GLUCOSE_DEGRADED, n))
+    return np.stack([np.where(degraded[:, 0], moved, still), np.where(degraded[:, 1], high, normal)], 1)
 
 
 def mistyped_clinical(raw: np.ndarray, shown: np.ndarray, degraded: np.ndarray) -> np.ndarray:
