@@ -18,6 +18,10 @@ which family" table is generated from); the raw scores and paired statistics go 
 
     python benchmarks/regimes.py                 # full size, seeds 0 1 2 (about half an hour on 2 cores)
     python benchmarks/regimes.py --quick         # 400 subjects, 8 epochs, seeds 0 1: a check that it runs
+    python benchmarks/regimes.py --regime reliability   # re-run one regime (after its generator changed),
+                                                        # keeping the others' rows of build/regimes.csv
+    python benchmarks/regimes.py --strategy hemis poe   # add (or re-run) strategies in every regime, with
+                                                        # concat and average retrained for the paired statistics
 """
 from __future__ import annotations
 
@@ -64,9 +68,12 @@ def lineup(data) -> list[Setup]:
 def run(args) -> pd.DataFrame:
     rows = []
     cohort = make_brain_cohort(args.subjects, seed=0)  # every regime has the same modalities
-    for regime in REGIMES:
+    setups = lineup(cohort)
+    if args.strategy:
+        setups = [s for s in setups if s.label in (*args.strategy, CONCAT, AVERAGE)]
+    for regime in args.regime or REGIMES:
         start = time.perf_counter()
-        comparison = compare_regimes(lineup(cohort), [regime], n_subjects=args.subjects, seed=0, seeds=args.seeds,
+        comparison = compare_regimes(setups, [regime], n_subjects=args.subjects, seed=0, seeds=args.seeds,
                                      epochs=args.epochs)[regime]
         print(f"{regime}: {len(comparison.runs)} runs in {time.perf_counter() - start:.0f} s", flush=True)
         for r in comparison.runs:
@@ -195,6 +202,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="400 subjects, 8 epochs, seeds 0 1")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--reuse", action="store_true", help="redraw from build/regimes.csv without training")
+    parser.add_argument("--regime", nargs="+", choices=list(REGIMES), default=None,
+                        help="train these regimes only; the others' rows come from build/regimes.csv")
+    parser.add_argument("--strategy", nargs="+", choices=[s for s in STRATEGIES if s != "unimodal"], default=None,
+                        help="train these strategies only (and the references); the others' rows come from build/regimes.csv")
     args = parser.parse_args()
     args.subjects, args.epochs = (400, 8) if args.quick else (1000, 30)
     args.seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2])
@@ -203,6 +214,16 @@ def main() -> None:
         frame = pd.read_csv(raw)
     else:
         frame = run(args)
+        if args.regime or args.strategy:
+            if not raw.exists():
+                parser.error(f"--regime and --strategy need the other rows in {raw}: run without them once")
+            kept = pd.read_csv(raw)
+            if args.strategy:  # new rows for these strategies; the references' rows are kept as they were
+                frame = frame[frame["model"].isin(args.strategy)]
+                replaced = kept["model"].isin(args.strategy)
+            if args.regime:
+                replaced = kept["regime"].isin(args.regime) & (replaced if args.strategy else True)
+            frame = pd.concat([kept[~replaced], frame], ignore_index=True)
         raw.parent.mkdir(exist_ok=True)
         frame.to_csv(raw, index=False)
     if not args.quick:

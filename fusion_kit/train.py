@@ -28,12 +28,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .core import atomic_save, get_device, quick_mode, seed_everything
-from .data.dataset import MultimodalDataset, check_batch
+from .data.dataset import MultimodalDataset, check_batch, presence
 from .fusion.base import logits_of
 from .metrics import Metrics, classification_metrics
 
 __all__ = [
-    "History", "Predictions", "fit", "default_batch_size", "evaluate", "predict",
+    "History", "Predictions", "fit", "distill", "default_batch_size", "evaluate", "predict",
     "model_config", "save_checkpoint", "load_checkpoint",
 ]
 
@@ -80,8 +80,10 @@ def _loss(model: nn.Module, output, label: Tensor) -> Tensor:
     return custom(output, label) if callable(custom) else F.cross_entropy(logits_of(output), label)
 
 
-def _model_specs(model: nn.Module, dataset: MultimodalDataset):
+def _model_specs(model: nn.Module, dataset: MultimodalDataset | None):
     specs = getattr(model, "specs", None)
+    if specs is None and dataset is None:
+        raise TypeError(f"{type(model).__name__} has no .specs (its modalities): build it with fusion_kit.models.build_model")
     return specs if specs is not None else dataset.specs
 
 
@@ -234,6 +236,89 @@ def fit(
     if checkpoint is not None:
         save_checkpoint(model, checkpoint)
     return history
+
+
+def distill(
+    teacher: nn.Module,
+    student: nn.Module,
+    train: MultimodalDataset,
+    val: MultimodalDataset | None = None,
+    *,
+    temperature: float = 2.0,
+    weight: float = 0.5,
+    **fit_options,
+) -> History:
+    """Train ``student`` to match a trained ``teacher``'s soft predictions as well as the labels (knowledge
+    distillation, Hinton et al. 2015): the loss is ``(1 - weight) CE(student, y) + weight T² KL(p_teacher^T ||
+    p_student^T)``, with both distributions softened by ``T = temperature``.
+
+    The student may use fewer modalities than the teacher (those available at test time), or the same ones with
+    ``modality_dropout``. The teacher reads its own modalities from the same batches, in evaluation mode and
+    without gradients; its term counts only for the subjects that have every one of its modalities (where its
+    prediction is the one it was trained to make), the labels' term for everyone. ``fit_options`` go to ``fit``
+    (epochs, lr, device, seed, checkpoint: the student's). Returns the student's training history.
+    """
+    temperature = _check_number("temperature", temperature)
+    weight = _check_number("weight", weight, strict=False)
+    if weight > 1:
+        raise ValueError(f"weight is the share of the teacher's term in the loss, between 0 and 1; got {weight!r}")
+    if getattr(student, "cross_fit", 0) > 1:
+        raise ValueError(f"{getattr(student, 'strategy', 'this student')} fits a meta-rule on out-of-fold predictions, "
+                         "which distillation does not support; distil into another strategy")
+    if getattr(teacher, "num_classes", None) != getattr(student, "num_classes", None):
+        raise ValueError(f"the teacher predicts {getattr(teacher, 'num_classes', '?')} classes and the student "
+                         f"{getattr(student, 'num_classes', '?')}: they must predict the same classes")
+    checkpoint = fit_options.pop("checkpoint", None)
+    pair = _Distillation(teacher, student, temperature, weight)
+    history = fit(pair, train, val, **fit_options)
+    if checkpoint is not None:
+        save_checkpoint(student, checkpoint)
+    return history
+
+
+class _Distillation(nn.Module):
+    """The student, trained with a frozen teacher beside it (what ``distill`` hands to ``fit``)."""
+
+    def __init__(self, teacher: nn.Module, student: nn.Module, temperature: float, weight: float) -> None:
+        super().__init__()
+        self.student, self.teacher = student, teacher.eval().requires_grad_(False)
+        self.specs = {**_model_specs(student, None), **_model_specs(teacher, None)}
+        self.modalities = tuple(self.specs)
+        self.num_classes = student.num_classes
+        self.temperature, self.weight = temperature, weight
+        self._soft: tuple[Tensor, Tensor] | None = None
+
+    def train(self, mode: bool = True) -> "_Distillation":
+        super().train(mode)
+        self.teacher.eval()  # the teacher never trains (no dropout, no modality dropout)
+        return self
+
+    def before_fit(self, train: MultimodalDataset) -> None:
+        hook = getattr(self.student, "before_fit", None)
+        if callable(hook):
+            hook(train)
+
+    def after_fit(self, train: MultimodalDataset) -> None:
+        hook = getattr(self.student, "after_fit", None)
+        if callable(hook):
+            hook(train)
+
+    def forward(self, batch: Mapping[str, Tensor]):
+        if self.training:
+            with torch.no_grad():
+                soft = logits_of(self.teacher(batch)).float() / self.temperature
+                self._soft = soft.log_softmax(-1), presence(batch, self.teacher.modalities).all(1)
+        return self.student(batch)
+
+    def loss(self, output, label: Tensor) -> Tensor:
+        hard = _loss(self.student, output, label)
+        if not self.training or self._soft is None:
+            return hard
+        teacher_log_p, complete = self._soft
+        student_log_p = (logits_of(output).float() / self.temperature).log_softmax(-1)
+        kl = (teacher_log_p.exp() * (teacher_log_p - student_log_p)).sum(-1)  # (B,)
+        soft = torch.where(complete, kl, torch.zeros_like(kl)).sum() / complete.sum().clamp_min(1)
+        return (1 - self.weight) * hard + self.weight * self.temperature**2 * soft
 
 
 @dataclass(frozen=True)

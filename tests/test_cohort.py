@@ -177,7 +177,7 @@ def test_no_subject_loses_every_modality():
 def test_knobs_are_checked_with_helpful_messages():
     with pytest.raises(ValueError, match="Did you mean 'pet'"):
         make_brain_cohort(10, missing={"pte": 0.3}, cache=False)
-    with pytest.raises(ValueError, match="mcar, severity"):
+    with pytest.raises(ValueError, match="mcar, mar, severity"):
         make_brain_cohort(10, missing_mechanism="random", cache=False)
     with pytest.raises(ValueError, match="complementarity must lie between 0 and 1"):
         make_brain_cohort(10, complementarity=1.5, cache=False)

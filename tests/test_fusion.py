@@ -344,3 +344,62 @@ def test_tensor_fusion_size_grows_as_the_product_of_dims_plus_one():
     model = build_model("tensor", ds, dim=4, **SMALL)
     assert model.head.in_features == 5**3
     assert model(ds.batch()).logits.shape == (4, 3)
+
+
+# ------------------------------------------------------------------- fusion of whichever modalities are present
+ANY_SUBSET = ["hemis", "poe"]
+
+
+@pytest.mark.parametrize("name", ANY_SUBSET)
+@PROPERTY
+@given(specs=modality_sets(), seed=st.integers(0, 3))
+def test_every_subset_of_present_modalities_gives_one_output_per_subject(name, specs, seed):
+    """One subject per non-empty subset of the modalities (singletons included): finite logits, the same for a
+    subject alone as in the batch, and gradients to the parameters of every modality that is present."""
+    import itertools
+
+    names = list(specs)
+    subsets = [s for k in range(1, len(names) + 1) for s in itertools.combinations(range(len(names)), k)]
+    mask = torch.zeros(len(subsets), len(names), dtype=torch.bool)
+    for i, subset in enumerate(subsets):
+        mask[i, list(subset)] = True
+    torch.manual_seed(seed)
+    model = build_or_skip(name, specs).eval()
+    batch = random_batch(specs, len(subsets), seed=seed, mask=mask)
+    out = model(batch)
+    assert out.logits.shape == (len(subsets), 3) and torch.isfinite(out.logits).all()
+    for i in (0, len(subsets) - 1):  # a single modality, and all of them
+        alone = {k: v[i : i + 1] for k, v in batch.items()}
+        torch.testing.assert_close(model(alone).logits, out.logits[i : i + 1], atol=1e-5, rtol=1e-5)
+    model.train()
+    loss_of(model, model(batch), batch["label"]).backward()
+    for m in names:
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoders[m].parameters()), (name, m)
+
+
+def test_product_of_experts_is_the_precision_weighted_mean_with_the_prior():
+    specs = {"a": ModalitySpec("a", "tabular", (3,)), "b": ModalitySpec("b", "tabular", (3,))}
+    model = build_model("poe", specs, num_classes=3, out_dim=4, dim=2)
+    h = torch.randn(5, 2, 4)
+    stats = torch.stack([model.experts[m](h[:, j]) for j, m in enumerate(model.modalities)], 1)
+    mu, precision = stats[..., :2], torch.exp(-stats[..., 2:])
+    only_a = torch.tensor([[True, False]] * 5)
+    joint_mu, joint_log_var = model.posterior(h, only_a)
+    torch.testing.assert_close(joint_mu, precision[:, 0] * mu[:, 0] / (1 + precision[:, 0]))  # one expert and the prior
+    both_mu, both_log_var = model.posterior(h, torch.ones(5, 2, dtype=torch.bool))
+    total = 1 + precision.sum(1)
+    torch.testing.assert_close(both_mu, (precision * mu).sum(1) / total)
+    torch.testing.assert_close(both_log_var, -torch.log(total))
+    assert (both_log_var < joint_log_var).all()  # a second expert can only make the posterior surer
+
+
+def test_hemis_variance_is_zero_for_one_modality_and_the_spread_of_several():
+    specs = {"a": ModalitySpec("a", "tabular", (3,)), "b": ModalitySpec("b", "tabular", (3,))}
+    model = build_model("hemis", specs, num_classes=3, out_dim=4).eval()
+    seen = {}
+    model.head.register_forward_hook(lambda module, inputs, output: seen.update(z=inputs[0]))
+    batch = random_batch(specs, 2, mask=torch.tensor([[True, False], [True, True]]))
+    model(batch)
+    h = torch.stack([model.encoders[m](model.scaling(batch)[m]) for m in model.modalities], 1)
+    torch.testing.assert_close(seen["z"][0], torch.cat([h[0, 0], torch.zeros(4)]))
+    torch.testing.assert_close(seen["z"][1], torch.cat([h[1].mean(0), h[1].var(0, unbiased=False)]))

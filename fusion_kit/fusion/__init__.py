@@ -25,7 +25,7 @@ from .base import FusionModel, FusionOutput, ModelConfig, RepresentationFusion, 
 from .hierarchical import ExchangeFusion, HierarchicalFusion
 from .input import ChannelStackFusion, TabularChannelsFusion
 from .masking import IMPUTE_KINDS, Imputer, ModalityDropout, masked_mean, masked_softmax
-from .missing import FallbackModel
+from .missing import FallbackModel, HeMISFusion, ProductOfExperts
 from .output import (
     AverageFusion,
     EvidentialFusion,
@@ -57,6 +57,8 @@ __all__ = [
     "EvidentialFusion",
     "ExchangeFusion",
     "FallbackModel",
+    "HeMISFusion",
+    "ProductOfExperts",
     "FeatureTokens",
     "FiLMFusion",
     "FusionModel",

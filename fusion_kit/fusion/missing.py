@@ -1,9 +1,12 @@
-"""Methods for incomplete data that combine whole models.
+"""Methods built for incomplete data.
 
-``FallbackModel`` is complete-case analysis made usable at test time: a model trained on the subjects
-that have every modality answers for complete subjects, and a model of the modalities that are never
-missing answers for the others. The masking tools that every strategy uses (modality dropout,
-imputation, masked attention) live in ``fusion.masking``.
+``HeMISFusion`` and ``ProductOfExperts`` fuse the representations of whichever modalities a subject
+has into a vector of the same size for any subset, without imputing the absent ones: HeMIS by their
+mean and variance, the product of experts by multiplying one Gaussian per present modality with a
+prior. ``FallbackModel`` is complete-case analysis made usable at test time: a model trained on the
+subjects that have every modality answers for complete subjects, and a model of the modalities that
+are never missing answers for the others. The masking tools that every strategy uses (modality
+dropout, imputation, masked attention) live in ``fusion.masking``.
 """
 from __future__ import annotations
 
@@ -13,10 +16,65 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..data.dataset import presence
-from .base import FusionOutput, logits_of
+from ..data.dataset import ModalitySpec, presence
+from .base import FusionOutput, RepresentationFusion, logits_of
+from .masking import masked_mean
 
-__all__ = ["FallbackModel"]
+__all__ = ["HeMISFusion", "ProductOfExperts", "FallbackModel"]
+
+ANY_SUBSET = "after the encoders: one fusion point, over the modalities present"
+
+
+class HeMISFusion(RepresentationFusion):
+    """z = [mean_{m∈P} h_m ; var_{m∈P} h_m] over the present modalities P (HeMIS, Havaei et al. 2016)"""
+
+    family: ClassVar[str] = "single_level"
+    fusion_point: ClassVar[str] = ANY_SUBSET
+    fusion_label: ClassVar[str] = "HeMIS\n[mean; var] over present"
+
+    def __init__(self, specs: Mapping[str, ModalitySpec], num_classes: int, **options) -> None:
+        super().__init__(specs, num_classes, **options)
+        self.head = nn.Linear(2 * self.out_dim, self.num_classes)
+
+    def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
+        batch, mask = self.read(batch)  # (B, M)
+        h, present = self.encode(batch, mask)  # (B, M, D)
+        mean = masked_mean(h, present, dim=1)  # (B, D)
+        var = masked_mean((h - mean.unsqueeze(1)) ** 2, present, dim=1)  # (B, D), 0 with one modality
+        return FusionOutput(self.head(torch.cat([mean, var], 1)), mask=mask)
+
+
+class ProductOfExperts(RepresentationFusion):
+    """z = [μ; -log T],  T = 1 + Σ_{m∈P} σ_m⁻²,  μ = T⁻¹ Σ_{m∈P} σ_m⁻² μ_m:  N(0, I) Π_{m∈P} N(μ_m, σ_m²) ∝ N(μ, T⁻¹)  (product of experts, Wu and Goodman 2018)"""
+
+    # each present modality m is an expert N(μ_m, σ_m²) over a shared latent, μ_m = A_m h_m and log σ_m² = B_m h_m;
+    # the prior expert N(0, I) keeps the product defined, and shrinks weak evidence towards 0
+
+    family: ClassVar[str] = "single_level"
+    fusion_point: ClassVar[str] = ANY_SUBSET
+    fusion_label: ClassVar[str] = "product of experts\nΣ σ⁻² μ / (1 + Σ σ⁻²)"
+
+    def __init__(self, specs: Mapping[str, ModalitySpec], num_classes: int, *, dim: int = 32, **options) -> None:
+        super().__init__(specs, num_classes, **options)
+        self.dim = dim
+        self.experts = nn.ModuleDict({m: nn.Linear(self.out_dim, 2 * dim) for m in self.modalities})  # [A_m; B_m]
+        self.head = nn.Linear(2 * dim, self.num_classes)
+
+    def posterior(self, h: Tensor, present: Tensor) -> tuple[Tensor, Tensor]:
+        """The product's mean (B, d) and log variance (B, d): the prior N(0, I) times each present expert."""
+        stats = torch.stack([self.experts[m](h[:, j]) for j, m in enumerate(self.modalities)], 1)  # (B, M, 2d)
+        mu, log_var = stats.split(self.dim, dim=-1)  # (B, M, d) each
+        precision = torch.exp(-log_var.clamp(-8.0, 8.0))  # σ_m⁻², bounded so that one expert cannot overflow
+        precision = torch.where(present.unsqueeze(-1), precision, torch.zeros_like(precision))  # absent: no vote
+        weighted = torch.where(present.unsqueeze(-1), precision * mu, torch.zeros_like(mu))
+        total = 1.0 + precision.sum(1)  # (B, d): the prior's precision is 1
+        return weighted.sum(1) / total, -torch.log(total)
+
+    def forward(self, batch: Mapping[str, Tensor]) -> FusionOutput:
+        batch, mask = self.read(batch)  # (B, M)
+        h, present = self.encode(batch, mask)  # (B, M, D)
+        mu, log_var = self.posterior(h, present)
+        return FusionOutput(self.head(torch.cat([mu, log_var], 1)), mask=mask)
 
 
 class FallbackModel(nn.Module):
