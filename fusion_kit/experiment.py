@@ -63,11 +63,15 @@ class CompleteCases:
     """Train ``setup`` on complete subjects only; subjects lacking a modality are scored by ``fallback``.
 
     ``fallback`` is a Setup on the modalities that are never missing, or an already trained RunResult.
+    With ``distilled``, the fallback (a Setup) is trained by ``train.distill`` from the complete-case model:
+    it learns from the labels of every subject and from the teacher's predictions where the teacher has
+    every modality, so what the missing modality shows reaches a model that never reads it.
     """
 
     setup: Setup
     fallback: Setup | RunResult
     name: str = ""
+    distilled: bool = False
 
     @property
     def label(self) -> str:
@@ -133,15 +137,21 @@ def run(
     return _run_setup(splits, item, seed=seed, epochs=epochs, evaluate_on=evaluate_on, **fit_kwargs)
 
 
-def _run_setup(splits: Splits, setup: Setup, *, seed: int, epochs: int, evaluate_on: str, **fit_kwargs) -> RunResult:
+def _run_setup(splits: Splits, setup: Setup, *, seed: int, epochs: int, evaluate_on: str, teacher=None,
+               **fit_kwargs) -> RunResult:
+    """Build and train ``setup`` (by distillation from ``teacher`` when one is given), then score it."""
     from .models import build_model
+    from .train import distill
 
     if not setup.modalities:
         raise ValueError("no modality selected: tick at least one modality to train a model")
     seed_everything(seed)
     model = build_model(setup.strategy, splits.train, modalities=list(setup.modalities), **dict(setup.options))
     start = time.perf_counter()
-    history = fit(model, splits.train, splits.val, epochs=epochs, seed=seed, **fit_kwargs)
+    if teacher is None:
+        history = fit(model, splits.train, splits.val, epochs=epochs, seed=seed, **fit_kwargs)
+    else:
+        history = distill(teacher, model, splits.train, splits.val, epochs=epochs, seed=seed, **fit_kwargs)
     seconds = time.perf_counter() - start
     predictions, metrics = _scored(model, splits, evaluate_on)
     return RunResult(setup, seed, metrics, history, count_parameters(model), seconds, str(model.family), model, predictions)
@@ -156,7 +166,12 @@ def _run_complete_cases(splits: Splits, item: CompleteCases, *, seed: int, epoch
     complete = Splits(*(complete_cases(s, list(setup.modalities)) for s in splits))
     primary = _run_setup(complete, setup, seed=seed, epochs=epochs, evaluate_on="val", **fit_kwargs)
     fallback = item.fallback
-    if not isinstance(fallback, RunResult):
+    if item.distilled:
+        if isinstance(fallback, RunResult):
+            raise ValueError("a distilled fallback is trained here: give it as a Setup, not a trained RunResult")
+        fallback = _run_setup(splits, _as_item(fallback, splits.train.modalities), seed=seed, epochs=epochs,
+                              evaluate_on="val", teacher=primary.model, **fit_kwargs)
+    elif not isinstance(fallback, RunResult):
         fallback = _run_setup(splits, _as_item(fallback, splits.train.modalities), seed=seed, epochs=epochs,
                               evaluate_on="val", **fit_kwargs)
     model = FallbackModel(primary.model, fallback.model)
@@ -371,6 +386,9 @@ MISSING_STRATEGIES: dict[str, str] = {
     "modality dropout": "concat trained with modality_dropout=0.3 (present modalities hidden at random), zero-fill",
     "masked attention": "transformer over modality tokens; absent tokens are masked out of attention",
     "output fusion": "average of the present modalities' class probabilities",
+    "hemis": "mean and variance of the present modalities' representations (HeMIS): no imputation",
+    "product of experts": "one Gaussian per present modality, multiplied with a prior (poe): no imputation",
+    "distillation": "complete cases, whose fallback (no PET) is distilled from the complete-case model",
 }
 
 
@@ -386,12 +404,14 @@ def missing_strategy(
     """The setup behind one of ``MISSING_STRATEGIES`` for ``modalities``, where ``incomplete`` may be absent."""
     name = look_up_option(name, MISSING_STRATEGIES, "missing-data strategy")
     modalities = tuple(modalities)
-    if name == "complete cases":
+    if name in ("complete cases", "distillation"):
         others = tuple(m for m in modalities if m != incomplete)
         if not others:
-            raise ValueError(f"complete cases needs a fallback: select a modality besides {incomplete!r}")
-        backup = fallback or Setup("unimodal" if len(others) == 1 else base, others)
-        return CompleteCases(Setup(base, modalities), backup, name=name)
+            raise ValueError(f"{name} needs a fallback: select a modality besides {incomplete!r}")
+        backup = Setup("unimodal" if len(others) == 1 else base, others)
+        if name == "distillation":  # the fallback is trained here, from the complete-case model
+            return CompleteCases(Setup(base, modalities), backup, name=name, distilled=True)
+        return CompleteCases(Setup(base, modalities), fallback or backup, name=name)
     options = {
         "zero-fill": (base, {"impute": "neutral"}),
         "mean imputation": (base, {"impute": "mean"}),
@@ -399,6 +419,8 @@ def missing_strategy(
         "modality dropout": (base, {"modality_dropout": dropout}),
         "masked attention": ("transformer", {}),
         "output fusion": ("average", {}),
+        "hemis": ("hemis", {}),
+        "product of experts": ("poe", {}),
     }
     strategy, opts = options[name]
     return Setup(strategy, modalities, opts, name=name)

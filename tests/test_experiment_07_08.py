@@ -56,6 +56,22 @@ def test_complete_cases_scores_every_test_subject(masked_splits):
     assert again.seconds < result.seconds + 5
 
 
+def test_distilled_fallback_learns_from_the_complete_case_model(masked_splits):
+    item = CompleteCases(Setup("concat", ("mri", "clinical"), SMALL), Setup("unimodal", ("clinical",), SMALL),
+                         distilled=True)
+    result = run(masked_splits, item, epochs=3, progress=False)
+    plain = run(masked_splits, CompleteCases(item.setup, item.fallback), epochs=3, progress=False)
+    assert result.metrics.n == len(masked_splits.test) and isinstance(result.model, FallbackModel)
+    for (name, a), b in zip(result.model.primary.state_dict().items(), plain.model.primary.state_dict().values()):
+        assert torch.equal(a, b), name  # the same complete-case model: only the fallback's training differs
+    assert not all(torch.equal(a, b) for a, b in zip(result.model.fallback.state_dict().values(),
+                                                     plain.model.fallback.state_dict().values()))
+    chosen = missing_strategy("distillation", ("mri", "clinical"), incomplete="mri", fallback=plain)
+    assert chosen.distilled and isinstance(chosen.fallback, Setup)  # a trained fallback cannot be distilled again
+    with pytest.raises(ValueError, match="give it as a Setup"):
+        run(masked_splits, CompleteCases(item.setup, plain, distilled=True), epochs=1, progress=False)
+
+
 def test_fallback_must_use_a_subset(masked_splits):
     a = run(masked_splits, Setup("unimodal", ("clinical",), SMALL), epochs=1, progress=False).model
     b = run(masked_splits, Setup("unimodal", ("mri",), SMALL), epochs=1, progress=False).model

@@ -163,7 +163,8 @@ def plot_grouped_bars(values, errors=None, *, ylabel: str = "balanced accuracy",
         yerr = None if err is None or name not in err else err.loc[groups, name].to_numpy(dtype=float)
         ax.bar(x + (j - (len(series) - 1) / 2) * width, table[name].to_numpy(dtype=float), width,
                yerr=yerr, capsize=2, label=str(name), color=color)
-    ax.set_xticks(x, [textwrap.fill(str(g), 18, break_long_words=False) for g in groups], fontsize=8)
+    wrap = 18 if len(groups) <= 6 else 11  # many groups: narrower columns, so shorter lines
+    ax.set_xticks(x, [textwrap.fill(str(g), wrap, break_long_words=False) for g in groups], fontsize=8)
     if chance is not None:
         ax.axhline(chance, color="k", linestyle=":", linewidth=1, label="chance")
     if err is not None:
@@ -234,18 +235,27 @@ def plot_cost(table, *, title: str = "What each model costs"):
 
 def plot_robustness(x, curves, floor: float, *, xlabel: str, floor_label: str = "floor", ylabel: str = "balanced accuracy",
                     title: str = "", mean_label: str | None = "mean of the strategies", percent: bool = False,
-                    chance: float | None = None, ylim=(0, 1)):
+                    chance: float | None = None, ylim=(0, 1), spread=None, spread_label: str | None = None):
     """Score of each strategy (``curves``: name -> values at ``x``) against a knob, with a reference ``floor`` dashed.
 
     ``x`` is numeric and spaced as it is (``percent`` labels it as shares, 0.5 -> 50%); the y axis spans
     ``ylim`` (the whole scale by default, so small differences look small). With ``mean_label``, the mean
-    over strategies is drawn as a thick black line (less noisy than any one curve).
+    over strategies is drawn as a thick black line (less noisy than any one curve). ``spread`` (name ->
+    values at ``x``, such as the sd over seeds) draws a band of ± that much around each curve, named by
+    ``spread_label`` (required with it).
     """
+    if spread is not None and not spread_label:
+        raise ValueError("say what the bands are: spread_label='± 1 sd over 3 seeds', for example")
     x = np.asarray(x, dtype=float)
     fig, axes = new_figure(7.5, 3.8)
     ax = axes[0, 0]
     for i, (name, values) in enumerate(curves.items()):
         ax.plot(x, np.asarray(values), marker="o", markersize=4, linewidth=1.2, alpha=0.75, label=name, color=f"C{i % 10}")
+        if spread is not None and name in spread:
+            values, band = np.asarray(values, dtype=float), np.asarray(spread[name], dtype=float)
+            ax.fill_between(x, values - band, values + band, color=f"C{i % 10}", alpha=0.12, linewidth=0)
+    if spread is not None:
+        ax.fill_between([], [], [], color="0.6", alpha=0.3, label=f"band: {spread_label}")
     if mean_label:
         ax.plot(x, np.mean([np.asarray(v) for v in curves.values()], 0), marker="s", color="k", linewidth=2.8,
                 label=mean_label)

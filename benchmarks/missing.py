@@ -1,0 +1,230 @@
+"""Missing modalities: every method of chapter 07 against the floor, over seeds, as PET goes missing.
+
+The protocol is chapter 07's: one cohort (``make_brain_cohort(1000, seed=0)``) and one stratified split,
+PET hidden for a share of the subjects (train, validation and test alike) by ``mask_modality(cohort,
+"pet", rate, mechanism, seed=0)``; every method of ``experiment.MISSING_STRATEGIES`` and the floor (concat
+of MRI and the table, which never reads PET) trained by ``compare`` with ``fit``'s defaults (30 epochs,
+early stopping), once per training seed. Differences are paired against the floor (the same test
+subjects and seeds): a t interval over seeds and a bootstrap interval over test subjects.
+
+Three questions:
+1. **curves**: balanced accuracy against the share of subjects without PET (0 to 90 %), missing completely
+   at random, with ± 1 sd over seeds; the 75 % point is the headline table (new methods against the best
+   of the others);
+2. **mechanisms**: at 50 %, PET missing completely at random, at random given the age (``"mar"``, older
+   subjects skip PET) and by severity (not at random), and the same models tested with PET missing
+   completely at random (what a model learned from *why* PET is missing, it loses there);
+3. **mismatch**: each model trained at one rate and tested at every other (the same test subjects, PET
+   hidden at the test rate), for the methods meant to be robust to it (modality dropout, HeMIS, the
+   product of experts) and zero-fill as their reference.
+
+Writes the ``missing`` section of ``benchmarks/RESULTS.md`` and ``benchmarks/missing.png``; the raw runs go
+to ``build/missing.csv`` (``--reuse`` redraws from it).
+
+    python benchmarks/missing.py            # full size, seeds 0 1 2 (about 15 minutes on 2 cores)
+    python benchmarks/missing.py --quick    # 400 subjects, 8 epochs, seeds 0 1, rates 0 0.5 0.9
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fusion_kit.data import make_brain_cohort, split_dataset  # noqa: E402
+from fusion_kit.data.missingness import mask_modality  # noqa: E402
+from fusion_kit.experiment import MISSING_STRATEGIES, Setup, compare, missing_strategy  # noqa: E402
+from fusion_kit.report import markdown_table, paired_comparison  # noqa: E402
+from fusion_kit.train import evaluate  # noqa: E402
+from fusion_kit.viz import plot_robustness  # noqa: E402
+
+from results import machine, update_section  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+FLOOR = "floor (MRI + clinical)"
+NEW = ("hemis", "product of experts", "distillation")
+ROBUST = ("zero-fill", "modality dropout", "hemis", "product of experts")  # the mismatch question
+MECHANISM_NAMES = {"mcar": "completely at random", "mar": "at random given age", "severity": "by severity"}
+
+
+def lineup(cohort) -> list:
+    return [Setup("concat", ("mri", "clinical"), name=FLOOR)] + [missing_strategy(name, cohort.modalities)
+                                                                   for name in MISSING_STRATEGIES]
+
+
+def splits_for(cohort, rate: float, mechanism: str):
+    return split_dataset(mask_modality(cohort, "pet", rate, mechanism, seed=0), seed=0)
+
+
+def run(args) -> pd.DataFrame:
+    cohort = make_brain_cohort(args.subjects, seed=0)
+    rows = []
+    comparisons = {}
+    cases = [("mcar", r) for r in args.rates] + [(m, 0.5) for m in ("mar", "severity")]
+    for mechanism, rate in cases:
+        start = time.perf_counter()
+        comparison = compare(splits_for(cohort, rate, mechanism), lineup(cohort), seeds=args.seeds,
+                             epochs=args.epochs, progress=False)
+        comparisons[mechanism, rate] = comparison
+        stats = paired_comparison(comparison, FLOOR, n_boot=2000, seed=0)
+        for r in comparison.runs:
+            rows.append({"question": "trained", "mechanism": mechanism, "rate": rate, "test_rate": rate,
+                         "model": r.setup.label, "seed": r.seed, "balanced_accuracy": r.metrics.balanced_accuracy,
+                         "seconds": r.seconds})
+        for label, s in stats.iterrows():
+            rows.append({"question": "vs floor", "mechanism": mechanism, "rate": rate, "model": label, **s.to_dict()})
+        print(f"{mechanism} {rate:.0%}: {len(comparison.runs)} runs in {time.perf_counter() - start:.0f} s", flush=True)
+    rows += shifted(cohort, comparisons, args)
+    return pd.DataFrame(rows)
+
+
+def shifted(cohort, comparisons, args) -> list[dict]:
+    """Models tested where PET is missing otherwise than in training: at random (after mar or severity), and at
+    every other rate (for ROBUST methods, all missing completely at random)."""
+    rows = []
+    tests = {r: splits_for(cohort, r, "mcar").test for r in args.rates}
+    for (mechanism, rate), comparison in comparisons.items():
+        if mechanism != "mcar":
+            targets = [(0.5, tests[0.5] if 0.5 in tests else splits_for(cohort, 0.5, "mcar").test)]
+            question = "mechanism shift"
+        else:
+            targets = list(tests.items())
+            question = "rate shift"
+        for r in comparison.runs:
+            if question == "rate shift" and r.setup.label not in ROBUST:
+                continue
+            for test_rate, test in targets:
+                score = evaluate(r.model, test.select(list(r.setup.modalities))).balanced_accuracy
+                rows.append({"question": question, "mechanism": mechanism, "rate": rate, "test_rate": test_rate,
+                             "model": r.setup.label, "seed": r.seed, "balanced_accuracy": score})
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ tables
+def scores(frame: pd.DataFrame, mechanism: str = "mcar", question: str = "trained") -> pd.DataFrame:
+    runs = frame[(frame["question"] == question) & (frame["mechanism"] == mechanism)]
+    return runs.groupby(["model", "rate", "test_rate"], sort=False)["balanced_accuracy"].agg(["mean", "std"]).reset_index()
+
+
+def _interval(s: pd.Series, kind: str) -> str:
+    low, high = s[f"{kind}_low"], s[f"{kind}_high"]
+    return "" if not np.isfinite(low) else f"{low * 100:+.1f} to {high * 100:+.1f}"
+
+
+def headline(frame: pd.DataFrame, rate: float) -> tuple[pd.DataFrame, str]:  # noqa: C901
+    """Every method at ``rate`` (mcar): mean, sd, paired difference to the floor; and new against the best other."""
+    trained = scores(frame)
+    at = trained[trained["rate"] == rate].set_index("model")
+    stats = frame[(frame["question"] == "vs floor") & (frame["mechanism"] == "mcar") & (frame["rate"] == rate)]
+    stats = stats.set_index("model")
+    table = pd.DataFrame({"bacc": at["mean"], "sd": at["std"]})
+    table["vs floor"] = stats["diff"].reindex(table.index)
+    table["floor seeds 95%"] = [_interval(stats.loc[m], "seed") if m in stats.index else "" for m in table.index]
+    table["floor subjects 95%"] = [_interval(stats.loc[m], "boot") if m in stats.index else "" for m in table.index]
+    table = table.sort_values("bacc", ascending=False)
+    methods = table.drop(index=FLOOR)
+    new, old = methods[methods.index.isin(NEW)], methods[~methods.index.isin(NEW)]
+    best_new, best_old = new["bacc"].idxmax(), old["bacc"].idxmax()
+    gap = (new.loc[best_new, "bacc"] - old.loc[best_old, "bacc"]) * 100
+    above = [m for m in methods.index if methods.loc[m, "vs floor"] > 0]
+    text = (f"At {rate:.0%} of subjects without PET (missing completely at random), the best new method is "
+            f"**{best_new}** ({new.loc[best_new, 'bacc']:.3f}) and the best of the others **{best_old}** "
+            f"({old.loc[best_old, 'bacc']:.3f}): {gap:+.1f} points (target: at least as good, "
+            f"{'met' if gap >= 0 else 'NOT met'} on the means; compare with the sd of each over seeds). "
+            f"{len(above)} of {len(methods)} methods are above the floor ({table.loc[FLOOR, 'bacc']:.3f}) on average; "
+            "a method whose intervals against the floor hold 0 is not shown to use PET at all.")
+    return table, text
+
+
+def curves(frame: pd.DataFrame) -> tuple[dict, dict, float, list[float]]:
+    trained = scores(frame)
+    rates = sorted(trained["rate"].unique())
+    names = [m for m in trained["model"].unique() if m != FLOOR]
+    mean = {m: [trained[(trained.model == m) & (trained.rate == r)]["mean"].iloc[0] for r in rates] for m in names}
+    sd = {m: [trained[(trained.model == m) & (trained.rate == r)]["std"].iloc[0] for r in rates] for m in names}
+    floor = float(trained[trained.model == FLOOR]["mean"].mean())
+    return mean, sd, floor, rates
+
+
+def mechanisms(frame: pd.DataFrame) -> pd.DataFrame:
+    """At 50 %: trained and tested under each mechanism, and tested with PET missing at random instead."""
+    out = {}
+    for mechanism, name in MECHANISM_NAMES.items():
+        trained = scores(frame, mechanism)
+        out[name] = trained[trained["rate"] == 0.5].set_index("model")["mean"]
+        if mechanism != "mcar":
+            moved = scores(frame, mechanism, "mechanism shift").set_index("model")["mean"]
+            out[f"{name}, tested at random"] = moved
+    return pd.DataFrame(out)
+
+
+def mismatch(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows: method and training rate; columns: test rate (mean over seeds)."""
+    moved = scores(frame, "mcar", "rate shift")
+    table = moved.pivot_table(index=["model", "rate"], columns="test_rate", values="mean")
+    table.columns = [f"tested at {c:.0%}" for c in table.columns]
+    table.index = [f"{m}, trained at {r:.0%}" for m, r in table.index]
+    return table
+
+
+# ------------------------------------------------------------------------------------------------ output
+def write(frame: pd.DataFrame, args) -> None:
+    mean, sd, floor, rates = curves(frame)
+    fig = plot_robustness(rates, mean, floor, floor_label="floor: MRI + clinical, no PET", percent=True, chance=1 / 3,
+                          xlabel="subjects without PET (missing completely at random)", spread=sd,
+                          spread_label=f"± 1 sd over {len(args.seeds)} seeds", mean_label=None,
+                          title="Missing PET: every method over seeds (test balanced accuracy)")
+    fig.savefig(Path(__file__).resolve().parent / "missing.png", dpi=90)
+    head_rate = 0.75 if 0.75 in rates else rates[-1]
+    table, text = headline(frame, head_rate)
+    curve_table = pd.DataFrame(mean, index=[f"{r:.0%}" for r in rates]).T.round(3)
+    body = ["## Missing modalities: every method as PET goes missing (benchmarks/missing.py)", "",
+            f"{args.subjects} subjects, one split (seed 0), PET hidden for a share of train, validation and test subjects "
+            f"alike; every method trained with seeds {', '.join(map(str, args.seeds))} for up to {args.epochs} epochs "
+            "(chapter 07's protocol); balanced accuracy on the 150 test subjects. Intervals (points): 95% t interval "
+            f"over seeds, 95% bootstrap over test subjects, paired against the floor. Machine: {machine()}.", "",
+            "![missing](missing.png)", "", f"### {head_rate:.0%} of subjects without PET", "", text, "",
+            markdown_table(table), "", "### The curves (mean over seeds)", "", markdown_table(curve_table), "",
+            "### Why PET is missing: three mechanisms at 50 %", "",
+            "Trained and tested with PET missing completely at random, at random given the age (older subjects skip "
+            "PET; the age is in the table) and by severity (the sicker, the likelier to miss it: not at random); then "
+            "the models of the last two tested on the same subjects with PET missing completely at random.", "",
+            markdown_table(mechanisms(frame).round(3)), "",
+            "### Trained at one rate, tested at another", "",
+            "Each model trained with PET missing completely at random at one rate (rows) and tested on the same test "
+            "subjects with PET hidden at another (columns); mean over seeds.", "",
+            markdown_table(mismatch(frame).round(3)), ""]
+    update_section("missing", "\n".join(body))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="400 subjects, 8 epochs, seeds 0 1, rates 0 0.5 0.9")
+    parser.add_argument("--reuse", action="store_true", help="redraw from build/missing.csv without training")
+    args = parser.parse_args()
+    args.subjects, args.epochs = (400, 8) if args.quick else (1000, 30)
+    args.seeds = [0, 1] if args.quick else [0, 1, 2]
+    args.rates = [0.0, 0.5, 0.9] if args.quick else [0.0, 0.25, 0.5, 0.75, 0.9]
+    raw = ROOT / "build" / ("missing_quick.csv" if args.quick else "missing.csv")
+    if args.reuse:
+        frame = pd.read_csv(raw)
+    else:
+        frame = run(args)
+        raw.parent.mkdir(exist_ok=True)
+        frame.to_csv(raw, index=False)
+    if args.quick:
+        print(headline(frame, 0.5)[1])
+        print(mechanisms(frame).round(3).to_string())
+        print(mismatch(frame).round(3).to_string())
+        return
+    write(frame, args)
+    print("wrote the missing section of benchmarks/RESULTS.md and benchmarks/missing.png")
+
+
+if __name__ == "__main__":
+    main()
