@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 
+PRETRAIN_STAGES = ("frozen", "fine-tuned")  # Setup option "pretrain": what happens to pretrained encoders
+
+
 @dataclass(frozen=True)
 class Setup:
     """One model to train: a strategy, the modalities it sees, and its options."""
@@ -139,15 +142,24 @@ def run(
 
 def _run_setup(splits: Splits, setup: Setup, *, seed: int, epochs: int, evaluate_on: str, teacher=None,
                **fit_kwargs) -> RunResult:
-    """Build and train ``setup`` (by distillation from ``teacher`` when one is given), then score it."""
+    """Build and train ``setup`` (by distillation from ``teacher`` when one is given), then score it. The option
+    ``pretrain="frozen"`` or ``"fine-tuned"`` first trains each encoder on its own modality (two-stage training,
+    ``train.pretrain_encoders``); the time reported includes that first stage."""
     from .models import build_model
-    from .train import distill
+    from .train import distill, pretrain_encoders
 
     if not setup.modalities:
         raise ValueError("no modality selected: tick at least one modality to train a model")
+    options = dict(setup.options)
+    stage = options.pop("pretrain", None)
+    if stage is not None:
+        stage = look_up_option(stage, PRETRAIN_STAGES, "pretrain")
     seed_everything(seed)
-    model = build_model(setup.strategy, splits.train, modalities=list(setup.modalities), **dict(setup.options))
+    model = build_model(setup.strategy, splits.train, modalities=list(setup.modalities), **options)
     start = time.perf_counter()
+    if stage is not None:
+        pretrain_encoders(model, splits.train, splits.val, freeze=stage == "frozen", epochs=epochs, seed=seed,
+                          **fit_kwargs)
     if teacher is None:
         history = fit(model, splits.train, splits.val, epochs=epochs, seed=seed, **fit_kwargs)
     else:

@@ -279,10 +279,17 @@ def _per_modality(model: nn.Module) -> str:
     """'mri 7,128 | pet 3,904 (kernel_size 5, channels (4, 8))': each encoder's parameters and own options."""
     own = getattr(model, "encoder_options", {})
     encoders = getattr(model, "encoders", {})
-    if not own or not isinstance(encoders, nn.ModuleDict):
+    shared = getattr(model, "shared_images", False)
+    if not (own or shared) or not isinstance(encoders, nn.ModuleDict):
         return ""
     parts = []
+    if shared:
+        images = list(model.images)
+        count = sum(p.numel() for p in encoders[images[0]].parameters() if p.requires_grad)
+        parts.append(f"{' and '.join(images)} share one encoder {count:,} (with a learned embedding per modality)")
     for name, encoder in encoders.items():
+        if shared and name in model.images:
+            continue
         options = ", ".join(f"{k.replace('tabular_', '')} {v}" for k, v in own.get(name, {}).items())
         parts.append(f"{name} {sum(p.numel() for p in encoder.parameters() if p.requires_grad):,}"
                      + (f" ({options})" if options else ""))

@@ -33,7 +33,7 @@ from .fusion.base import logits_of
 from .metrics import Metrics, classification_metrics
 
 __all__ = [
-    "History", "Predictions", "fit", "distill", "default_batch_size", "evaluate", "predict",
+    "History", "Predictions", "fit", "distill", "pretrain_encoders", "default_batch_size", "evaluate", "predict",
     "model_config", "save_checkpoint", "load_checkpoint",
 ]
 
@@ -274,6 +274,53 @@ def distill(
     if checkpoint is not None:
         save_checkpoint(student, checkpoint)
     return history
+
+
+ENCODER_SIZES = ("out_dim", "channels", "tabular_hidden", "res_units", "dropout", "spatial_dims", "scale_tables")
+
+
+def pretrain_encoders(
+    model: nn.Module,
+    train: MultimodalDataset,
+    val: MultimodalDataset | None = None,
+    *,
+    freeze: bool = False,
+    modalities=None,
+    **fit_options,
+) -> dict[str, History]:
+    """Two-stage training, first stage: train a unimodal model (the same encoder, a linear head) on each of
+    ``modalities`` (default: every modality with an encoder of its own), on the subjects that have it, and copy
+    its encoder into ``model``. With ``freeze``, those encoders then stay fixed when ``fit`` trains the fusion
+    (their parameters stop requiring gradients); without it, ``fit`` fine-tunes them. ``fit_options`` go to each
+    unimodal ``fit``. Returns each modality's training history.
+    """
+    from .data.missingness import complete_cases
+    from .models import build_model
+
+    encoders = getattr(model, "encoders", None)
+    options = dict(getattr(model, "options", {}))
+    if not isinstance(encoders, nn.ModuleDict) or not getattr(model, "own_encoders", False) or options.get("shared_images"):
+        raise ValueError(f"{getattr(model, 'strategy', type(model).__name__)} has no encoder of its own per modality "
+                         "to pretrain (input fusion, shared image encoders): train it end to end with fit")
+    names = list(encoders) if modalities is None else list(modalities)
+    for m in names:
+        if m not in encoders:
+            raise KeyError(f"no encoder of its own for {m!r}; this model's encoders: {', '.join(encoders)}")
+    sizes = {k: v for k, v in options.items() if k in ENCODER_SIZES}
+    own = dict(options.get("encoders") or {})
+    histories = {}
+    for m in names:
+        unimodal = build_model("unimodal", model.specs, num_classes=model.num_classes, modalities=[m], **sizes,
+                               **({"encoders": {m: own[m]}} if m in own else {}))
+        if set(unimodal.encoders[m].state_dict()) != set(encoders[m].state_dict()):
+            raise ValueError(f"{model.strategy} builds its {m!r} encoder differently from a unimodal model (feature "
+                             "maps only, or another width), so a pretrained one cannot be copied in: fit end to end")
+        subjects = complete_cases(train.select([m]))
+        held_out = complete_cases(val.select([m])) if val is not None else None
+        histories[m] = fit(unimodal, subjects, held_out, **fit_options)
+        encoders[m].load_state_dict(unimodal.encoders[m].state_dict())
+        encoders[m].requires_grad_(not freeze)
+    return histories
 
 
 class _Distillation(nn.Module):

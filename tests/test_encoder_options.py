@@ -96,3 +96,78 @@ def test_describe_and_checkpoints_carry_the_per_modality_encoders(tmp_path):
     load_checkpoint(build_model("concat", data, encoders={"pet": {"kernel_size": 5}}), path)
     with pytest.raises(ValueError, match="encoders"):
         load_checkpoint(build_model("concat", data), path)
+
+
+# ------------------------------------------------------------------------- one encoder shared by the images
+SHARING = [name for name, cls in STRATEGIES.items() if getattr(cls, "can_share_images", False)]
+
+
+@pytest.mark.parametrize("strategy", SHARING)
+def test_shared_images_use_one_parameter_set_and_keep_absent_content_out(strategy):
+    data = three_modalities()
+    torch.manual_seed(0)
+    shared = build_model(strategy, data, shared_images=True, channels=(4, 8), out_dim=8)
+    torch.manual_seed(0)
+    separate = build_model(strategy, data, channels=(4, 8), out_dim=8)
+    mri, pet = shared.encoders["mri"].shared, shared.encoders["pet"].shared
+    assert mri is pet
+    one_image = sum(p.numel() for p in separate.encoders["pet"].parameters())
+    count = lambda model: sum(p.numel() for p in model.parameters())  # noqa: E731
+    assert count(shared) == count(separate) - one_image + 2 * 8  # one encoder less, one embedding per image more
+    batch = data.batch(slice(0, 6))
+    batch["mask"][::2, 1] = False  # PET absent for every other subject
+    shared.eval()
+    before = shared(batch).logits
+    changed = dict(batch, pet=torch.where(batch["mask"][:, 1].view(-1, 1, 1, 1), batch["pet"], torch.full_like(batch["pet"], 1e3)))
+    torch.testing.assert_close(shared(changed).logits, before)  # absent content never reaches the output
+    shared.train()
+    torch.nn.functional.cross_entropy(shared(data.batch(slice(0, 6))).logits, batch["label"]).backward()
+    assert mri.embedding.grad is not None and (mri.embedding.grad.abs().sum(1) > 0).all()  # both images' embeddings learn
+
+
+def test_shared_encoder_learns_from_both_images_and_survives_a_checkpoint(tmp_path):
+    data = three_modalities()
+    model = build_model("concat", data, shared_images=True, channels=(4, 8), out_dim=8)
+    weight = next(model.encoders["mri"].shared.encoder.parameters())
+    batch = data.batch(slice(0, 6))
+    only_pet = dict(batch, mask=batch["mask"].clone())
+    only_pet["mask"][:, 0] = False  # no MRI at all: the shared encoder still gets a gradient, from PET
+    torch.nn.functional.cross_entropy(model(only_pet).logits, batch["label"]).backward()
+    assert weight.grad is not None and weight.grad.abs().sum() > 0
+    path = save_checkpoint(model, tmp_path / "shared.pt")
+    back = load_checkpoint(build_model("concat", data, shared_images=True, channels=(4, 8), out_dim=8), path)
+    with pytest.raises(ValueError):  # a model without sharing is another configuration
+        load_checkpoint(build_model("concat", data, channels=(4, 8), out_dim=8), path)
+    assert back.encoders["mri"].shared is back.encoders["pet"].shared
+    model.eval(), back.eval()
+    torch.testing.assert_close(back(batch).logits, model(batch).logits)
+    assert "share one encoder" in str(describe(back))
+
+
+def test_shared_images_refusals_say_what_to_do():
+    data = three_modalities()
+    with pytest.raises(ValueError, match="stage by stage"):
+        build_model("film", data, shared_images=True)
+    with pytest.raises(ValueError, match="1 image modality"):
+        build_model("concat", data, modalities=["mri", "clinical"], shared_images=True)
+    with pytest.raises(ValueError, match="cannot set one of them apart"):
+        build_model("concat", data, shared_images=True, encoders={"pet": {"kernel_size": 5}})
+    with pytest.raises(ValueError, match="has no option 'shared_images'"):
+        build_model("spatial_attention", data, shared_images=True)
+    other = MultimodalDataset({"mri": torch.randn(24, 1, 16, 16), "pet": torch.randn(24, 1, 8, 8)}, torch.arange(24) % 3)
+    with pytest.raises(ValueError, match="one shape"):
+        build_model("concat", other, shared_images=True)
+
+
+def test_stage_maps_show_each_image_encoder_stage_by_stage():
+    from fusion_kit import viz
+
+    data = three_modalities()
+    own = build_model("concat", data, channels=(4, 8, 8), encoders={"pet": {"channels": (4, 8)}})
+    fig = viz.plot_stage_maps(own, data, 1)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert sum(t.startswith("mri") for t in titles) == 1 and sum("stage 2" in t for t in titles) == 1  # PET: 2 stages
+    shared = viz.plot_stage_maps(build_model("concat", data, shared_images=True, channels=(4, 8)), data, 0)
+    assert sum(bool(ax.get_title()) for ax in shared.axes) == 6  # two images, input and two stages each
+    with pytest.raises(ValueError, match="no image encoder"):
+        viz.plot_stage_maps(build_model("channel_stack", data, modalities=["mri", "pet"]), data, 0)

@@ -23,7 +23,8 @@ from ..data.dataset import ModalitySpec, check_batch, presence
 from ..encoders import ImageEncoder, TableScaling, TabularEncoder, build_encoder, check_encoder_options
 from .masking import Imputer, ModalityDropout
 
-__all__ = ["FusionOutput", "FusionModel", "ModelConfig", "RepresentationFusion", "UnimodalModel", "logits_of"]
+__all__ = ["FusionOutput", "FusionModel", "ModelConfig", "RepresentationFusion", "SharedEncoder", "UnimodalModel",
+           "logits_of"]
 
 
 def _plain(value):
@@ -250,11 +251,39 @@ class RepresentationFusion(FusionModel):
     own_channels: ClassVar[bool] = True
 
     fill: ClassVar[float] = 0.0  # neutral element of the fusion: what an absent h_m becomes by default
+    can_share_images: ClassVar[bool] = True  # False where the model reads the image encoders stage by stage
 
-    def __init__(self, specs: Mapping[str, ModalitySpec], num_classes: int, *, impute: str = "neutral", **options) -> None:
+    def __init__(self, specs: Mapping[str, ModalitySpec], num_classes: int, *, impute: str = "neutral",
+                 shared_images: bool = False, **options) -> None:
         super().__init__(specs, num_classes, **options)
-        self.encoders = nn.ModuleDict({m: self.make_encoder(m) for m in self.modalities})
+        self.shared_images = bool(shared_images)
+        if self.shared_images:
+            self._check_shared_images()
+            shared = SharedEncoder(self.make_encoder(self.images[0]), len(self.images), self.out_dim)
+            tagged = {m: Tagged(shared, j) for j, m in enumerate(self.images)}
+            self.encoders = nn.ModuleDict({m: tagged.get(m) or self.make_encoder(m) for m in self.modalities})
+            self.built_encoders.update(self.images)
+        else:
+            self.encoders = nn.ModuleDict({m: self.make_encoder(m) for m in self.modalities})
         self.imputer = Imputer(impute, len(self.modalities), self.out_dim, fill=self.fill)
+
+    def _check_shared_images(self) -> None:
+        """One encoder for every image: at least two images, all of one shape, and no per-image encoder options."""
+        if not self.can_share_images:
+            raise ValueError("it reads each image encoder stage by stage, so shared_images is not available for it; "
+                             "leave shared_images out, or pick a strategy that fuses vectors such as 'concat'")
+        shapes = {m: self.specs[m].shape for m in self.images}
+        if len(self.images) < 2:
+            raise ValueError(f"shared_images=True shares one encoder between images, but it has "
+                             f"{len(self.images)} image modality: leave shared_images out")
+        if len(set(shapes.values())) > 1:
+            listed = ", ".join(f"{m} {shape}" for m, shape in shapes.items())
+            raise ValueError(f"shared_images=True needs images of one shape (channels and grid), got {listed}; "
+                             "resample them to one grid, or leave shared_images out")
+        own = [m for m in self.images if m in self.encoder_options]
+        if own:
+            raise ValueError(f"the images share one encoder, so encoders={{{own[0]!r}: ...}} cannot set one of them "
+                             "apart: set channels, kernel_size or res_units for the whole model, or leave shared_images out")
 
     def encode(self, batch: Mapping[str, Tensor], mask: Tensor, names: Sequence[str] | None = None) -> tuple[Tensor, Tensor]:
         """Stacked representations (B, M', D) with absent ones imputed, and which to treat as present (B, M')."""
@@ -265,6 +294,30 @@ class RepresentationFusion(FusionModel):
     def impute(self, h: Tensor, mask: Tensor, names: Sequence[str]) -> tuple[Tensor, Tensor]:
         cols = [self.index[m] for m in names]
         return self.imputer(h, mask[:, cols], cols)
+
+
+class SharedEncoder(nn.Module):
+    """One image encoder f for several co-registered modalities, and a learned embedding e_m per modality:
+    h_m = f(x_m) + e_m, so that the fusion still knows which modality a vector came from."""
+
+    def __init__(self, encoder: nn.Module, num_modalities: int, dim: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.embedding = nn.Parameter(torch.zeros(num_modalities, dim))  # e_m, learned; 0 at first
+
+    def forward(self, x: Tensor, index: int) -> Tensor:
+        return self.encoder(x) + self.embedding[index]
+
+
+class Tagged(nn.Module):
+    """The shared encoder as seen by one modality (its index into the embeddings): h_m = f(x_m) + e_m."""
+
+    def __init__(self, shared: SharedEncoder, index: int) -> None:
+        super().__init__()
+        self.shared, self.index = shared, index
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.shared(x, self.index)
 
 
 class UnimodalModel(FusionModel):

@@ -182,6 +182,7 @@ class FiLMFusion(RepresentationFusion):
     family: ClassVar[str] = "single_level"
     fusion_label: ClassVar[str] = "FiLM\n(1+γ)F + β"
     own_channels: ClassVar[bool] = False  # γ and β are sized for one set of stage channels
+    can_share_images: ClassVar[bool] = False  # it runs each image encoder stage by stage
 
     def __init__(self, specs: Mapping[str, ModalitySpec], num_classes: int, *, stage: int = -1, **options) -> None:
         super().__init__(specs, num_classes, **options)

@@ -28,7 +28,7 @@ from .data import (
     plot_clinical, plot_foci, plot_pet_overlay, plot_registration, plot_registration_result, plot_samples,
 )
 from .diagrams import draw_architecture, draw_taxonomy
-from .explanations import plot_heatmaps
+from .explanations import plot_heatmaps, plot_stage_maps
 from .style import FAMILY_COLORS, MODALITY_COLORS, CourseFigure, new_figure
 from .training import (
     plot_comparison,
@@ -60,6 +60,7 @@ __all__ = [
     "plot_foci",
     "plot_grouped_bars",
     "plot_heatmaps",
+    "plot_stage_maps",
     "plot_history",
     "plot_modality_weights",
     "plot_patch_attention",

@@ -5,7 +5,7 @@ import numpy as np
 
 from .style import middle_slice, new_figure
 
-__all__ = ["plot_heatmaps"]
+__all__ = ["plot_heatmaps", "plot_stage_maps"]
 
 
 def _head(image, background: float):
@@ -45,4 +45,39 @@ def plot_heatmaps(images, heats, titles, *, row_labels=("image", "Grad-CAM over 
     fig.colorbar(shown, ax=list(axes[1]), shrink=0.8, pad=0.01, label="Grad-CAM (0 to 1)")
     if title:
         fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_stage_maps(model, dataset, index: int = 0, images=None, *, title: str = ""):
+    """What each image encoder of ``model`` makes of one subject, stage by stage: the input, then at every stage
+    the mean absolute activation over its channels (brighter: more response), each panel scaled to its own range.
+    Works for any model whose ``encoders`` hold image encoders (``forward_features``), shared ones included."""
+    import torch
+
+    encoders = getattr(model, "encoders", {})
+    names = [m for m in (images or getattr(model, "images", ())) if m in encoders]
+    if not names:
+        raise ValueError("this model has no image encoder of its own to show (input fusion stacks the images)")
+    unwrap = lambda e: e.shared.encoder if hasattr(e, "shared") else e  # noqa: E731 - a shared image encoder
+    batch = dataset.batch(slice(index, index + 1))
+    if hasattr(model, "scaling"):
+        batch = model.scaling(batch)
+    stages = max(len(unwrap(encoders[m]).stages) for m in names)
+    fig, axes = new_figure(1.7 * (stages + 1), 1.8 * len(names), nrows=len(names), ncols=stages + 1)
+    model.eval()
+    with torch.no_grad():
+        for row, m in enumerate(names):
+            maps = unwrap(encoders[m]).forward_features(batch[m].to(next(model.parameters()).device))
+            panels = [batch[m][0, 0]] + [f[0].abs().mean(0) for f in maps]
+            for col, ax in enumerate(axes[row]):
+                ax.axis("off")
+                if col >= len(panels):
+                    continue
+                ax.imshow(middle_slice(panels[col][None].cpu().numpy()), cmap="gray" if col == 0 else "magma")
+                size = "x".join(str(s) for s in panels[col].shape)
+                ax.set_title(f"{m}: input {size}" if col == 0 else f"stage {col - 1}: {maps[col - 1].shape[1]} ch, {size}",
+                             fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
     return fig
