@@ -24,7 +24,6 @@ Writes the ``encoders`` section of ``benchmarks/RESULTS.md``; the raw runs go to
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -36,9 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fusion_kit.experiment import Setup, compare_regimes  # noqa: E402
 from fusion_kit.report import markdown_table, paired_comparison  # noqa: E402
 
-from results import machine, update_section  # noqa: E402
+from results import machine, protocol_arguments, raw_runs, update_section  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 MODALITIES = ("mri", "pet", "clinical")
 IDENTICAL = "identical"
 MATCHED = {"pet": {"channels": (8, 16), "kernel_size": 5}, "mri": {"res_units": 1}, "clinical": {"hidden": (32, 16)}}
@@ -104,8 +102,9 @@ def write(frame: pd.DataFrame, args) -> None:
             "`concat` of MRI, PET and the table, 1000 subjects (and 200 for small data), one split (seed 0) per case, seeds "
             f"{', '.join(map(str, args.seeds))}, up to {args.epochs} epochs; balanced accuracy on the 150 test subjects; "
             "`vs identical`: mean paired difference over seeds, intervals (points) 95% over seeds (t) and over test "
-            "subjects (bootstrap); parameters: trainable ones (a frozen encoder has none); seconds include pretraining. Matched encoders: PET channels (8, 16) with kernel 5, "
-            "MRI one residual unit per stage, table MLP (32, 16). Machine: " + machine() + ".", ""]
+            "subjects (bootstrap); parameters: trainable ones (a frozen encoder has none); seconds include "
+            "pretraining. Matched encoders: PET channels (8, 16) with kernel 5, MRI one residual unit per stage, "
+            "table MLP (32, 16). Machine: " + machine() + ".", ""]
     for regime, _, _ in CASES:
         t = table(frame, regime)
         body += [f"### {regime}", "", verdict(t), "", markdown_table(t.round(3)), ""]
@@ -113,17 +112,8 @@ def write(frame: pd.DataFrame, args) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="400 subjects, 8 epochs, seeds 0 1")
-    parser.add_argument("--reuse", action="store_true", help="redraw from build/encoders.csv without training")
-    args = parser.parse_args()
-    args.subjects, args.epochs = (400, 8) if args.quick else (1000, 30)
-    args.seeds = [0, 1] if args.quick else [0, 1, 2]
-    raw = ROOT / "build" / ("encoders_quick.csv" if args.quick else "encoders.csv")
-    frame = pd.read_csv(raw) if args.reuse else run(args)
-    if not args.reuse:
-        raw.parent.mkdir(exist_ok=True)
-        frame.to_csv(raw, index=False)
+    _, args = protocol_arguments(__doc__, "400 subjects (80 for small data), 8 epochs, seeds 0 1")
+    frame = raw_runs("encoders", args, run)
     if args.quick:
         for regime, _, _ in CASES:
             print(regime, verdict(table(frame, regime)))

@@ -26,7 +26,6 @@ to ``build/missing.csv`` (``--reuse`` redraws from it).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -43,9 +42,8 @@ from fusion_kit.report import markdown_table, paired_comparison  # noqa: E402
 from fusion_kit.train import evaluate  # noqa: E402
 from fusion_kit.viz import plot_robustness  # noqa: E402
 
-from results import machine, update_section  # noqa: E402
+from results import machine, protocol_arguments, raw_runs, update_section  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 FLOOR = "floor (MRI + clinical)"
 NEW = ("hemis", "product of experts", "distillation")
 ROBUST = ("zero-fill", "modality dropout", "hemis", "product of experts")  # the mismatch question
@@ -203,20 +201,9 @@ def write(frame: pd.DataFrame, args) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="400 subjects, 8 epochs, seeds 0 1, rates 0 0.5 0.9")
-    parser.add_argument("--reuse", action="store_true", help="redraw from build/missing.csv without training")
-    args = parser.parse_args()
-    args.subjects, args.epochs = (400, 8) if args.quick else (1000, 30)
-    args.seeds = [0, 1] if args.quick else [0, 1, 2]
+    _, args = protocol_arguments(__doc__, "400 subjects, 8 epochs, seeds 0 1, rates 0 0.5 0.9")
     args.rates = [0.0, 0.5, 0.9] if args.quick else [0.0, 0.25, 0.5, 0.75, 0.9]
-    raw = ROOT / "build" / ("missing_quick.csv" if args.quick else "missing.csv")
-    if args.reuse:
-        frame = pd.read_csv(raw)
-    else:
-        frame = run(args)
-        raw.parent.mkdir(exist_ok=True)
-        frame.to_csv(raw, index=False)
+    frame = raw_runs("missing", args, run)
     if args.quick:
         print(headline(frame, 0.5)[1])
         print(mechanisms(frame).round(3).to_string())

@@ -26,3 +26,32 @@ def update_section(name: str, body: str, path: Path = RESULTS) -> Path:
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
     return path
+
+
+def protocol_arguments(doc: str, quick_help: str):
+    """The command line every training benchmark shares: --quick (400 subjects, 8 epochs, seeds 0 1) and
+    --reuse (redraw from the raw file of the last run); returns the parser and the parsed arguments, with
+    ``subjects``, ``epochs`` and ``seeds`` set for the chosen size."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--reuse", action="store_true", help="redraw from the last run's raw file without training")
+    args = parser.parse_args()
+    args.subjects, args.epochs = (400, 8) if args.quick else (1000, 30)
+    args.seeds = [0, 1] if args.quick else [0, 1, 2]
+    return parser, args
+
+
+def raw_runs(name: str, args, run):
+    """The raw runs in ``build/NAME.csv`` (``NAME_quick.csv`` in quick mode): read with --reuse, else made by
+    ``run(args)`` and written there."""
+    import pandas as pd
+
+    raw = Path(__file__).resolve().parent.parent / "build" / f"{name}{'_quick' if args.quick else ''}.csv"
+    if args.reuse:
+        return pd.read_csv(raw)
+    frame = run(args)
+    raw.parent.mkdir(exist_ok=True)
+    frame.to_csv(raw, index=False)
+    return frame
