@@ -18,11 +18,14 @@ from .data.dataset import ModalitySpec, presence
 from .data.splits import table_statistics
 
 __all__ = [
-    "BATCH_NORM", "ENCODER_OPTIONS", "ImageEncoder", "TableScaling", "TabularEncoder", "build_encoder",
+    "BATCH_NORM", "ENCODER_OPTIONS", "NETWORKS", "DenseNetEncoder", "ImageEncoder", "TableScaling", "TabularEncoder",
+    "build_encoder",
     "check_encoder_options", "count_parameters", "global_pool",
 ]
 
-ENCODER_OPTIONS = {"image": ("channels", "kernel_size", "res_units", "dropout"), "tabular": ("hidden", "dropout")}
+ENCODER_OPTIONS = {"image": ("channels", "kernel_size", "res_units", "dropout", "network"), "tabular": ("hidden", "dropout")}
+NETWORKS = ("cnn", "densenet")  # an image encoder: the course's small CNN, or a small MONAI DenseNet
+CNN_ONLY = ("kernel_size", "res_units")  # options that shape the course's CNN only
 """What one modality's encoder may set for itself (``build_model(..., encoders={"pet": {"kernel_size": 5}})``)."""
 
 # Batch norm whose running statistics follow the last few steps. A quick-size cohort gives a model only
@@ -203,17 +206,24 @@ def build_encoder(
     in_channels: int | None = None,
     maps_only: bool = False,
     kernel_size: int = 3,
-) -> ImageEncoder | TabularEncoder:
+    network: str = "cnn",
+) -> nn.Module:
     """The marginal encoder f_m for a modality: the one place every model builds its encoders.
 
     An image gets an ``ImageEncoder`` with one stride-2 stage per entry of ``channels``; a table a
     ``TabularEncoder`` with ``tabular_hidden`` layers. ``in_channels`` overrides the image's own (input
     fusion stacks several images); ``maps_only`` drops the vector head of a model that fuses stage maps.
-    ``dropout=None`` keeps each encoder's own default.
+    ``dropout=None`` keeps each encoder's own default. ``network="densenet"`` gives an image a small MONAI
+    DenseNet instead (a vector only: no stage maps).
     """
     extra = {} if dropout is None else {"dropout": dropout}
     if spec.kind == "tabular":
         return TabularEncoder(spec.channels, hidden=tabular_hidden, out_dim=out_dim, **extra)
+    if network == "densenet":
+        if maps_only:
+            raise ValueError("a DenseNet encoder gives a vector, not stage maps: use network='cnn' for this model")
+        return DenseNetEncoder(in_channels or spec.channels, spec.spatial_dims, channels=channels, out_dim=out_dim,
+                               **extra)
     encoder = ImageEncoder(in_channels or spec.channels, spec.spatial_dims, channels=channels, out_dim=out_dim,
                            res_units=res_units, kernel_size=kernel_size, **extra)
     if maps_only:
@@ -247,6 +257,14 @@ def check_encoder_options(encoders, specs: dict[str, ModalitySpec], *, own_chann
                 did_you_mean = f" Did you mean {hint[0]!r}?" if hint else ""
                 raise ValueError(f"the {kind} encoder of {name!r} has no option {key!r}.{did_you_mean} "
                                  f"Its options: {', '.join(valid)}")
+        network = options.get("network", "cnn")
+        if network != "cnn" and not own_channels:
+            raise ValueError(f"it reads the image encoders' stage maps, which only the course's CNN has: "
+                             f"encoders[{name!r}]['network'] must stay 'cnn' for this model")
+        shaping = [k for k in CNN_ONLY if k in options]
+        if network != "cnn" and shaping:
+            raise ValueError(f"encoders[{name!r}][{shaping[0]!r}] shapes the course's CNN; a {network} takes channels "
+                             "(its first width and growth, one dense block per entry) and dropout")
         if "channels" in options and not own_channels:
             raise ValueError(f"its image encoders must share their stage channels (it combines their feature maps); set "
                              f"channels for the whole model, and per modality only {', '.join(valid[1:])}")
@@ -267,9 +285,34 @@ def _checked_value(name: str, key: str, value):
         raise ValueError(f"{where} must be an odd positive integer (the convolution keeps the grid), got {value!r}")
     if key == "res_units" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
         raise ValueError(f"{where} must be a whole number of residual units, 0 or more, got {value!r}")
+    if key == "network" and value not in NETWORKS:
+        raise ValueError(f"{where} must be one of {', '.join(NETWORKS)}, got {value!r}")
     if key == "dropout" and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1):
         raise ValueError(f"{where} is a probability in [0, 1), got {value!r}")
     return value
+
+
+class DenseNetEncoder(nn.Module):
+    """x -> h = ReLU(DenseNet(x)) (B, out_dim): a small MONAI ``DenseNet`` (Huang et al. 2017) as an image's encoder,
+    with ``channels[0]`` initial features, the same growth rate, and one dense block of two layers per entry of
+    ``channels``. It gives a vector only, so models that fuse stage maps keep the course's CNN."""
+
+    def __init__(self, in_channels: int = 1, spatial_dims: int = 2, channels: Sequence[int] = (8, 16, 32),
+                 out_dim: int = 32, dropout: float = 0.0) -> None:
+        super().__init__()
+        from monai.networks.nets import DenseNet
+
+        width = int(channels[0])
+        self.net = DenseNet(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_dim,
+                            init_features=width, growth_rate=width, block_config=(2,) * len(channels),
+                            dropout_prob=dropout, norm=BATCH_NORM)
+        self.spatial_dims = spatial_dims
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != self.spatial_dims + 2:
+            raise ValueError(f"this is a {self.spatial_dims}D encoder and expects (B, C, *spatial) with "
+                             f"{self.spatial_dims} spatial axes; got shape {tuple(x.shape)}")
+        return torch.relu(self.net(x))
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -171,3 +171,44 @@ def test_stage_maps_show_each_image_encoder_stage_by_stage():
     assert sum(bool(ax.get_title()) for ax in shared.axes) == 6  # two images, input and two stages each
     with pytest.raises(ValueError, match="no image encoder"):
         viz.plot_stage_maps(build_model("channel_stack", data, modalities=["mri", "pet"]), data, 0)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_densenet_reaches_only_the_modality_it_names_and_trains(dims):
+    from fusion_kit.encoders import DenseNetEncoder, ImageEncoder
+
+    shape = (16, 16) if dims == 2 else (16, 16, 16)
+    g = torch.Generator().manual_seed(0)
+    data = MultimodalDataset({"mri": torch.randn(12, 1, *shape, generator=g), "pet": torch.randn(12, 1, *shape, generator=g),
+                              "clinical": torch.randn(12, 3, generator=g)}, torch.arange(12) % 3)
+    model = build_model("gmu", data, channels=(4, 8), out_dim=8, encoders={"pet": {"network": "densenet", "channels": (4, 4)}})
+    assert isinstance(model.encoders["pet"], DenseNetEncoder) and isinstance(model.encoders["mri"], ImageEncoder)
+    assert "network densenet" in str(describe(model))
+    out = model(data.batch(slice(0, 6)))
+    torch.nn.functional.cross_entropy(out.logits, data.labels[:6]).backward()
+    assert all(p.grad is not None for p in model.encoders["pet"].parameters())
+    with pytest.raises(ValueError, match="stage maps"):
+        from fusion_kit import viz
+        viz.plot_stage_maps(model, data, 0, images=["pet"])
+
+
+def test_densenet_refusals_say_what_to_do():
+    data = three_modalities()
+    with pytest.raises(ValueError, match="must stay 'cnn'"):
+        build_model("film", data, encoders={"pet": {"network": "densenet"}})
+    with pytest.raises(ValueError, match="shapes the course's CNN"):
+        build_model("concat", data, encoders={"pet": {"network": "densenet", "res_units": 1}})
+    with pytest.raises(ValueError, match="one of cnn, densenet"):
+        build_model("concat", data, encoders={"pet": {"network": "resnet"}})
+
+
+def test_architecture_diagram_names_each_modality_encoder():
+    from fusion_kit import viz
+
+    data = three_modalities()
+    own = {"pet": {"channels": (4, 8), "kernel_size": 5}, "mri": {"network": "densenet"}, "clinical": {"hidden": (6, 4)}}
+    texts = " ".join(t.get_text() for ax in viz.draw_architecture(build_model("concat", data, encoders=own)).axes
+                     for t in ax.texts)
+    assert "DenseNet, 3 blocks" in texts and "CNN, 2 stages, k5" in texts and "MLP 6-4" in texts
+    shared = viz.draw_architecture(build_model("gmu", data, shared_images=True))
+    assert "CNN shared, 3 stages" in " ".join(t.get_text() for ax in shared.axes for t in ax.texts)

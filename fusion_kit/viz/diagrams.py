@@ -84,7 +84,17 @@ def _input_label(model, name: str) -> str:
 
 
 def _encoder_label(model, name: str) -> str:
-    return f"f_{name}\nCNN, {len(model.channels)} stages" if model.specs[name].kind == "image" else f"f_{name}\nMLP"
+    """'f_pet / CNN, 2 stages, k5': the encoder each modality gets, with its own options (``encoders=``) and sharing."""
+    own = getattr(model, "encoder_options", {}).get(name, {})
+    if model.specs[name].kind != "image":
+        hidden = own.get("tabular_hidden")
+        return f"f_{name}\nMLP" + (f" {'-'.join(map(str, hidden))}" if hidden else "")
+    stages = len(own.get("channels", model.channels))
+    if own.get("network", "cnn") == "densenet":
+        return f"f_{name}\nDenseNet, {stages} blocks"
+    shared = " shared" if getattr(model, "shared_images", False) else ""
+    kernel = f", k{own['kernel_size']}" if "kernel_size" in own else ""
+    return f"f_{name}\nCNN{shared}, {stages} stages{kernel}"
 
 
 def _inputs(c: Canvas, model, x: float, ys: list[float]) -> dict:

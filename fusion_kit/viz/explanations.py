@@ -55,10 +55,12 @@ def plot_stage_maps(model, dataset, index: int = 0, images=None, *, title: str =
     import torch
 
     encoders = getattr(model, "encoders", {})
-    names = [m for m in (images or getattr(model, "images", ())) if m in encoders]
-    if not names:
-        raise ValueError("this model has no image encoder of its own to show (input fusion stacks the images)")
     unwrap = lambda e: e.shared.encoder if hasattr(e, "shared") else e  # noqa: E731 - a shared image encoder
+    names = [m for m in (images or getattr(model, "images", ())) if m in encoders
+             and hasattr(unwrap(encoders[m]), "forward_features")]
+    if not names:
+        raise ValueError("this model has no image encoder with stage maps to show (input fusion stacks the images; "
+                         "a DenseNet encoder gives a vector only)")
     batch = dataset.batch(slice(index, index + 1))
     if hasattr(model, "scaling"):
         batch = model.scaling(batch)
