@@ -23,7 +23,9 @@ __all__ = [
     "check_encoder_options", "count_parameters", "global_pool",
 ]
 
-ENCODER_OPTIONS = {"image": ("channels", "kernel_size", "res_units", "dropout", "network"), "tabular": ("hidden", "dropout")}
+ENCODER_OPTIONS = {"image": ("channels", "kernel_size", "res_units", "dropout", "network"),
+                   "tabular": ("hidden", "dropout", "categorical")}
+MAX_LEVELS = 16  # a categorical column may have at most this many values in the training set
 NETWORKS = ("cnn", "densenet")  # an image encoder: the course's small CNN, or a small MONAI DenseNet
 CNN_ONLY = ("kernel_size", "res_units")  # options that shape the course's CNN only
 """What one modality's encoder may set for itself (``build_model(..., encoders={"pet": {"kernel_size": 5}})``)."""
@@ -114,25 +116,56 @@ class ImageEncoder(nn.Module):
 
 
 class TabularEncoder(nn.Module):
-    """x (B, F) -> h = MLP(x) (B, out_dim), ReLU between layers."""
+    """x (B, F) -> h = MLP([x_numeric; E_1 c_1; ...]) (B, out_dim), ReLU between layers; each ``categorical`` column
+    j is read as a category c_j (one of the values it takes in the training set, or "unseen") and embedded by a
+    learned table E_j of ``embed_dim`` numbers per category, instead of being read as a number."""
 
-    def __init__(self, in_features: int, hidden: Sequence[int] = (32,), out_dim: int = 32, dropout: float = 0.1) -> None:
+    def __init__(self, in_features: int, hidden: Sequence[int] = (32,), out_dim: int = 32, dropout: float = 0.1,
+                 categorical: Sequence[int] = (), embed_dim: int = 4) -> None:
         super().__init__()
         if in_features < 1 or out_dim < 1:
             raise ValueError("in_features and out_dim must be positive")
         self.in_features = in_features
         self.out_dim = out_dim
+        self.categorical = tuple(int(j) for j in categorical)
+        self.numeric = [j for j in range(in_features) if j not in self.categorical]
+        self.embeddings = nn.ModuleList(nn.Embedding(MAX_LEVELS + 1, embed_dim) for _ in self.categorical)  # last: unseen
+        self.register_buffer("levels", torch.full((len(self.categorical), MAX_LEVELS), float("nan")))
         layers: list[nn.Module] = []
-        width = in_features
+        width = len(self.numeric) + embed_dim * len(self.categorical)
         for h in (*hidden, out_dim):
             layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
             width = h
         self.net = nn.Sequential(*layers[:-1])  # no dropout on the output
 
+    @torch.no_grad()
+    def fit_levels(self, x: Tensor, names: Sequence[str] | None = None) -> None:
+        """The values each categorical column takes in ``x`` (the training subjects, as the encoder receives them)."""
+        for k, j in enumerate(self.categorical):
+            values = torch.unique(x[:, j].float().cpu())
+            values = values[torch.isfinite(values)]
+            if len(values) > MAX_LEVELS:
+                column = names[j] if names else f"column {j}"
+                raise ValueError(f"categorical column {column!r} takes {len(values)} values in the training set (at most "
+                                 f"{MAX_LEVELS}): read it as a number (leave it out of 'categorical')")
+            self.levels[k].fill_(float("nan"))
+            self.levels[k, : len(values)] = values.to(self.levels)
+
+    def codes(self, x: Tensor) -> Tensor:
+        """(B, C) category indices: the position of each value among its column's levels, MAX_LEVELS if unseen."""
+        values = x[:, list(self.categorical)].unsqueeze(-1)  # (B, C, 1)
+        levels = self.levels.to(x.dtype).unsqueeze(0)  # (1, C, L)
+        match = torch.isclose(values, levels, rtol=1e-4, atol=1e-5)  # NaN levels never match
+        return torch.where(match.any(-1), match.float().argmax(-1), torch.full_like(values[..., 0], MAX_LEVELS)).long()
+
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"tabular encoder expects (B, {self.in_features}); got {tuple(x.shape)}")
-        return self.net(x)
+        if not self.categorical:
+            return self.net(x)
+        codes = self.codes(x)
+        parts = [x[:, self.numeric]] + [e(codes[:, k]) for k, e in enumerate(self.embeddings)]
+        return self.net(torch.cat(parts, 1))
 
 
 class TableScaling(nn.Module):
@@ -207,6 +240,7 @@ def build_encoder(
     maps_only: bool = False,
     kernel_size: int = 3,
     network: str = "cnn",
+    categorical: Sequence[str] = (),
 ) -> nn.Module:
     """The marginal encoder f_m for a modality: the one place every model builds its encoders.
 
@@ -218,7 +252,8 @@ def build_encoder(
     """
     extra = {} if dropout is None else {"dropout": dropout}
     if spec.kind == "tabular":
-        return TabularEncoder(spec.channels, hidden=tabular_hidden, out_dim=out_dim, **extra)
+        columns = [spec.feature_names.index(c) for c in categorical]
+        return TabularEncoder(spec.channels, hidden=tabular_hidden, out_dim=out_dim, categorical=columns, **extra)
     if network == "densenet":
         if maps_only:
             raise ValueError("a DenseNet encoder gives a vector, not stage maps: use network='cnn' for this model")
@@ -257,6 +292,8 @@ def check_encoder_options(encoders, specs: dict[str, ModalitySpec], *, own_chann
                 did_you_mean = f" Did you mean {hint[0]!r}?" if hint else ""
                 raise ValueError(f"the {kind} encoder of {name!r} has no option {key!r}.{did_you_mean} "
                                  f"Its options: {', '.join(valid)}")
+        if "categorical" in options:
+            _check_columns(name, options["categorical"], specs[name])
         network = options.get("network", "cnn")
         if network != "cnn" and not own_channels:
             raise ValueError(f"it reads the image encoders' stage maps, which only the course's CNN has: "
@@ -272,6 +309,20 @@ def check_encoder_options(encoders, specs: dict[str, ModalitySpec], *, own_chann
     return checked
 
 
+def _check_columns(name: str, value, spec: ModalitySpec) -> None:
+    """Every column named in ``categorical`` exists in the table (which must have column names)."""
+    columns = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else []
+    if not columns or not all(isinstance(c, str) for c in columns):
+        raise ValueError(f"encoders[{name!r}]['categorical'] lists column names, e.g. ['sex', 'apoe4']; got {value!r}")
+    if not spec.feature_names:
+        raise ValueError(f"{name!r} has no column names, so encoders[{name!r}]['categorical'] cannot name its columns; "
+                         "give the table column names (a DataFrame, or feature_names=)")
+    unknown = [c for c in columns if c not in spec.feature_names]
+    if unknown:
+        raise ValueError(f"encoders[{name!r}]['categorical'] names {unknown[0]!r}, which {name!r} does not have; its "
+                         f"columns: {', '.join(spec.feature_names)}")
+
+
 def _checked_value(name: str, key: str, value):
     """One per-modality encoder option, checked against what it can be."""
     where = f"encoders[{name!r}][{key!r}]"
@@ -285,6 +336,8 @@ def _checked_value(name: str, key: str, value):
         raise ValueError(f"{where} must be an odd positive integer (the convolution keeps the grid), got {value!r}")
     if key == "res_units" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
         raise ValueError(f"{where} must be a whole number of residual units, 0 or more, got {value!r}")
+    if key == "categorical":  # checked against the table's columns by _check_columns
+        return (value,) if isinstance(value, str) else tuple(value)
     if key == "network" and value not in NETWORKS:
         raise ValueError(f"{where} must be one of {', '.join(NETWORKS)}, got {value!r}")
     if key == "dropout" and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1):

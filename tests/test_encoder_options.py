@@ -212,3 +212,44 @@ def test_architecture_diagram_names_each_modality_encoder():
     assert "DenseNet, 3 blocks" in texts and "CNN, 2 stages, k5" in texts and "MLP 6-4" in texts
     shared = viz.draw_architecture(build_model("gmu", data, shared_images=True))
     assert "CNN shared, 3 stages" in " ".join(t.get_text() for ax in shared.axes for t in ax.texts)
+
+
+def test_categorical_columns_are_embedded_from_the_training_values():
+    from fusion_kit.encoders import MAX_LEVELS
+    from fusion_kit.train import fit
+
+    g = torch.Generator().manual_seed(0)
+    n = 60
+    table = torch.randn(n, 3, generator=g)
+    table[:, 1] = torch.arange(n) % 3 * 10.0  # a category coded 0, 10, 20
+    data = MultimodalDataset({"mri": torch.randn(n, 1, 16, 16, generator=g), "clinical": table}, torch.arange(n) % 3,
+                             feature_names={"clinical": ["a", "site", "b"]})
+    model = build_model("concat", data, channels=(4, 8), out_dim=8, encoders={"clinical": {"categorical": ["site"]}})
+    other = build_model("concat", data, channels=(4, 8), out_dim=8)
+    assert model.encoders["clinical"].categorical == (1,) and other.encoders["clinical"].categorical == ()
+    fit(model, data, epochs=2, progress=False)
+    encoder = model.encoders["clinical"]
+    assert int(torch.isfinite(encoder.levels).sum()) == 3  # three values seen in training
+    scaled = model.scaling(data.batch(slice(0, 6)))["clinical"]
+    assert encoder.codes(scaled)[:, 0].tolist() == [0, 1, 2, 0, 1, 2]
+    unseen = scaled.clone()
+    unseen[:, 1] = 99.0
+    assert (encoder.codes(unseen) == MAX_LEVELS).all()  # a value never seen in training: the "unseen" category
+    torch.nn.functional.cross_entropy(model(data.batch(slice(0, 6))).logits, data.labels[:6]).backward()
+    assert encoder.embeddings[0].weight.grad is not None
+    assert "categorical ('site',)" in str(describe(model))
+
+
+def test_categorical_refusals_say_what_to_do():
+    data = three_modalities()  # its table has no column names
+    with pytest.raises(ValueError, match="no column names"):
+        build_model("concat", data, encoders={"clinical": {"categorical": ["sex"]}})
+    named = MultimodalDataset({"mri": torch.randn(40, 1, 16, 16), "clinical": torch.randn(40, 2)}, torch.arange(40) % 3,
+                              feature_names={"clinical": ["age", "score"]})
+    with pytest.raises(ValueError, match="does not have; its columns: age, score"):
+        build_model("concat", named, encoders={"clinical": {"categorical": ["sex"]}})
+    with pytest.raises(ValueError, match="lists column names"):
+        build_model("concat", named, encoders={"clinical": {"categorical": 3}})
+    from fusion_kit.train import fit
+    with pytest.raises(ValueError, match="read it as a number"):  # 40 distinct values: not a category
+        fit(build_model("concat", named, channels=(4, 8), encoders={"clinical": {"categorical": ["age"]}}), named, epochs=1)

@@ -233,6 +233,15 @@ class FusionModel(nn.Module):
         """Called by ``fit`` before training: the tables' statistics from the training set, set once."""
         if not bool(self.scaling.fitted):
             self.scaling.fit(train)
+        encoders = getattr(self, "encoders", {})
+        for m in self.tables:
+            if m in encoders and getattr(encoders[m], "categorical", ()):
+                present = presence(train.batch(), [m])[:, 0]
+                table = train.tensors[m][present].float()
+                if m in self.scaling.names:  # the values the encoder will receive
+                    mean, scale = self.scaling.statistics(m)
+                    table = (table - mean) / scale
+                encoders[m].fit_levels(table, self.specs[m].feature_names)
 
     def present(self, mask: Tensor, name: str) -> Tensor:
         """(B,) whether modality ``name`` is present."""
