@@ -97,6 +97,19 @@ def verdict(t: pd.DataFrame) -> str:
     return "Beyond the noise (both intervals exclude 0): " + ", ".join(clear) + "; the others are ties."
 
 
+def figure(frame: pd.DataFrame, path: Path) -> None:
+    """Every variant in every case: mean balanced accuracy over seeds, ± 1 sd."""
+    from fusion_kit.viz import plot_grouped_bars
+
+    tables = {regime: table(frame, regime) for regime, _, _ in CASES}
+    means = pd.DataFrame({regime: t["bacc"] for regime, t in tables.items()})
+    spread = pd.DataFrame({regime: t["sd"] for regime, t in tables.items()})
+    fig = plot_grouped_bars(means, spread, error_label=f"± 1 sd over {frame['seed'].nunique()} seeds", chance=1 / 3,
+                            ylim=(0, 1), legend_title="case",
+                            title="concat with each choice of encoders (test balanced accuracy)")
+    fig.savefig(path, dpi=90)
+
+
 def write(frame: pd.DataFrame, args) -> None:
     body = ["## Encoders fitted to each modality (benchmarks/encoders.py)", "",
             "`concat` of MRI, PET and the table, 1000 subjects (and 200 for small data), one split (seed 0) per case, seeds "
@@ -104,7 +117,7 @@ def write(frame: pd.DataFrame, args) -> None:
             "`vs identical`: mean paired difference over seeds, intervals (points) 95% over seeds (t) and over test "
             "subjects (bootstrap); parameters: trainable ones (a frozen encoder has none); seconds include "
             "pretraining. Matched encoders: PET channels (8, 16) with kernel 5, MRI one residual unit per stage, "
-            "table MLP (32, 16). Machine: " + machine() + ".", ""]
+            "table MLP (32, 16). Machine: " + machine() + ".", "", "![encoders](encoders.png)", ""]
     for regime, _, _ in CASES:
         t = table(frame, regime)
         body += [f"### {regime}", "", verdict(t), "", markdown_table(t.round(3)), ""]
@@ -119,8 +132,9 @@ def main() -> None:
             print(regime, verdict(table(frame, regime)))
             print(table(frame, regime).round(3).to_string())
         return
+    figure(frame, Path(__file__).resolve().parent / "encoders.png")
     write(frame, args)
-    print("wrote the encoders section of benchmarks/RESULTS.md")
+    print("wrote the encoders section of benchmarks/RESULTS.md and benchmarks/encoders.png")
 
 
 if __name__ == "__main__":
