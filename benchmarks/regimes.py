@@ -218,11 +218,12 @@ def main() -> None:
             if not raw.exists():
                 parser.error(f"--regime and --strategy need the other rows in {raw}: run without them once")
             kept = pd.read_csv(raw)
+            replaced = pd.Series(True, index=kept.index)  # the kept rows that the new run stands for
             if args.strategy:  # new rows for these strategies; the references' rows are kept as they were
                 frame = frame[frame["model"].isin(args.strategy)]
-                replaced = kept["model"].isin(args.strategy)
+                replaced &= kept["model"].isin(args.strategy)
             if args.regime:
-                replaced = kept["regime"].isin(args.regime) & (replaced if args.strategy else True)
+                replaced &= kept["regime"].isin(args.regime)
             frame = pd.concat([kept[~replaced], frame], ignore_index=True)
         raw.parent.mkdir(exist_ok=True)
         frame.to_csv(raw, index=False)
