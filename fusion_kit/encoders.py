@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from .data.dataset import ModalitySpec, presence
+from .data.dataset import ModalitySpec
 from .data.splits import table_statistics
 
 __all__ = [
@@ -193,10 +193,9 @@ class TableScaling(nn.Module):
 
     @torch.no_grad()
     def fit(self, data) -> None:
-        """Set μ and σ from the subjects of ``data`` (a MultimodalDataset) that have each table."""
+        """Set μ and σ from the subjects of ``data`` (in memory or streamed) that have each table."""
         for m in self.names:
-            present = presence(data.batch(), [m])[:, 0]
-            mean, scale = table_statistics(data.tensors[m][present].float().cpu())
+            mean, scale = table_statistics(data.rows(m).float().cpu())
             self.statistics(m)[0].copy_(mean)
             self.statistics(m)[1].copy_(scale)
         self.fitted.fill_(True)

@@ -21,6 +21,7 @@ from torch import nn
 
 from .core import look_up_option
 from .data.dataset import ModalitySpec, MultimodalDataset
+from .data.streaming import StreamingDataset
 from .fusion import (
     AverageFusion,
     ChannelAttention,
@@ -131,7 +132,7 @@ def strategy_options(strategy: str) -> dict[str, object]:
 
 
 def _specs_and_classes(data, num_classes: int | None) -> tuple[dict[str, ModalitySpec], int]:
-    if isinstance(data, MultimodalDataset):
+    if isinstance(data, (MultimodalDataset, StreamingDataset)):
         if num_classes is not None and num_classes < data.num_classes:
             raise ValueError(f"num_classes={num_classes} but the dataset has {data.num_classes} classes {data.class_names}")
         return dict(data.specs), int(num_classes or data.num_classes)
@@ -139,7 +140,7 @@ def _specs_and_classes(data, num_classes: int | None) -> tuple[dict[str, Modalit
         if num_classes is None:
             raise ValueError("building from modality specs needs num_classes=...; or pass the MultimodalDataset itself")
         return dict(data), int(num_classes)
-    raise TypeError(f"data must be a MultimodalDataset or a dict of ModalitySpec, got {type(data).__name__}")
+    raise TypeError(f"data must be a MultimodalDataset, a StreamingDataset or a dict of ModalitySpec, got {type(data).__name__}")
 
 
 def _select(specs: dict[str, ModalitySpec], modalities: Sequence[str] | str | None) -> dict[str, ModalitySpec]:

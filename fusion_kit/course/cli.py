@@ -10,6 +10,9 @@
                                        the chapters without their solutions, exercise outputs cleared
     fusion-kit lab     [FOLDER] [--ip 0.0.0.0] [--port 8888] [--no-browser] [--quick] [--device cuda]
                                        JupyterLab on chapters/ (or FOLDER) with this environment's kernel
+    fusion-kit train MANIFEST.csv --strategy NAME [--image-size N] [--epochs N] [--batch-size N]
+                     [--folds K] [--augment] [--device D] [--workers N] [--out DIR]
+                                       train on your study from disk; under torchrun, on every process
 
 A mistake in a command (an unknown chapter, a folder that cannot be written, a device this machine
 lacks) is one line on stderr and exit status 2, found before any chapter runs; ``--debug`` shows the
@@ -89,7 +92,34 @@ def _parser() -> argparse.ArgumentParser:
     lab.add_argument("--no-browser", action="store_true", help="do not open a browser (remote or headless machine)")
     lab.add_argument("--quick", action="store_true", help="small sizes in every chapter (FUSION_KIT_QUICK=1)")
     lab.add_argument("--device", default=None, help="device for the chapters: auto (default), cpu, cuda, mps")
+    _train_arguments(command("train", "train a strategy on your study (a participants CSV), from disk"))
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {text!r}")
+    return value
+
+
+def _train_arguments(train: argparse.ArgumentParser) -> None:
+    train.add_argument("manifest", help="participants CSV: subject_id, label, image paths, table columns")
+    train.add_argument("--strategy", required=True, help="a registered strategy, e.g. concat, gmu, late_average")
+    train.add_argument("--images", default="mri,pet", help="comma-separated image columns (default mri,pet)")
+    train.add_argument("--image-size", type=_positive, default=None, help="resize every image to N per side")
+    train.add_argument("--epochs", type=_positive, default=30, help="most epochs per run (default 30)")
+    train.add_argument("--batch-size", type=_positive, default=None, help="subjects per step (default: from the set size)")
+    train.add_argument("--folds", type=_positive, default=1, help="K-fold cross-validation (default 1: one split)")
+    train.add_argument("--augment", action="store_true", help="MONAI random transforms on the training subjects")
+    train.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
+    train.add_argument("--workers", type=_positive, default=None, help="DataLoader workers (default: from the cores)")
+    train.add_argument("--cache", default="disk", help="disk (default), memory or none")
+    train.add_argument("--seed", type=_positive, default=0, help="seed of splits, weights and batches (default 0)")
+    train.add_argument("--out", default="runs/study", help="output folder (default runs/study)")
 
 
 # ------------------------------------------------------------------ the commands
@@ -134,8 +164,25 @@ def _lab(args) -> int:
     return subprocess.call(argv, env=env)
 
 
+def _train(args) -> int:
+    from ..distributed import finish, main_process
+    from ..study import train_study
+
+    try:
+        result = train_study(args.manifest, args.strategy, image_size=args.image_size,
+                             image_columns=[c.strip() for c in args.images.split(",") if c.strip()], epochs=args.epochs,
+                             batch_size=args.batch_size, folds=args.folds, augment=args.augment, device=args.device,
+                             workers=args.workers, out=args.out, seed=args.seed, cache=args.cache)
+    finally:
+        finish()
+    if main_process():
+        print(result.table())
+        print(f"written: {Path(args.out) / 'metrics.json'}, history.csv and the model weights")
+    return 0
+
+
 COMMANDS = {"info": _info, "demo": lambda a: run_demo(a.quick, a.device), "course": _course, "book": _book,
-            "student": _student, "lab": _lab}
+            "student": _student, "lab": _lab, "train": _train}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

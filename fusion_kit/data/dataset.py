@@ -383,6 +383,10 @@ class MultimodalDataset(torch.utils.data.Dataset):
         """The same subjects with some modality tensors replaced (same number of subjects)."""
         return self._rebuild({**self.tensors, **tensors}, self.mask)
 
+    def rows(self, name: str) -> Tensor:
+        """The table ``name`` of the subjects that have it (F columns): what table statistics are fitted on."""
+        return self.tensors[name][self.mask[:, self.modalities.index(name)].to(self.tensors[name].device)]
+
     def class_counts(self) -> dict[str, int]:
         counts = torch.bincount(self.labels.cpu(), minlength=self.num_classes).tolist()
         return dict(zip(self.class_names, counts))

@@ -19,6 +19,7 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -297,20 +298,28 @@ def _image_paths(frame, column: str, base: Path, id_column: str) -> list[Path | 
     return paths
 
 
-def _read_image(path: Path, image_size: int | None, scale_intensity: bool) -> Tensor:
-    """MONAI: LoadImage -> EnsureChannelFirst [-> Resize] [-> ScaleIntensity], as a float32 tensor.
+def read_image(path: Path, image_size: int | None, scale_intensity: bool, spacing: float | None = None) -> Tensor:
+    """MONAI: LoadImage -> EnsureChannelFirst [-> Spacing] [-> Resize] [-> ScaleIntensity], as a float32 tensor.
 
-    A trailing singleton axis is dropped first, so a 2D slice stored as (x, y, 1) is a 2D image.
+    A trailing singleton axis is dropped (after resampling), so a 2D slice stored as (x, y, 1) is a 2D image.
+    ``spacing`` resamples to isotropic voxels of that many mm, using the file's affine.
     """
-    from monai.transforms import Compose, EnsureChannelFirst, LoadImage, Resize, ScaleIntensity
+    from monai.transforms import Compose, EnsureChannelFirst, LoadImage, Resize, ScaleIntensity, Spacing
 
-    image = Compose([LoadImage(image_only=True, dtype=np.float32), EnsureChannelFirst()])(str(path))
-    image = torch.as_tensor(np.asarray(image), dtype=torch.float32)
+    steps = [LoadImage(image_only=True, dtype=np.float32), EnsureChannelFirst()]
+    steps += [Spacing(pixdim=float(spacing), mode="bilinear")] if spacing is not None else []
+    image = torch.as_tensor(np.asarray(Compose(steps)(str(path))), dtype=torch.float32)
     while image.ndim > 3 and image.shape[-1] == 1:
         image = image[..., 0]
     steps = [Resize(spatial_size=(image_size,) * (image.ndim - 1))] if image_size is not None else []
     steps += [ScaleIntensity()] if scale_intensity else []
     return torch.as_tensor(np.asarray(Compose(steps)(image)), dtype=torch.float32) if steps else image
+
+
+def read_error(rows_where: str, column: str, path: Path, err: BaseException) -> ValueError:
+    """The one-line error for an image that cannot be read, naming the line, subject, file and reason."""
+    return ValueError(f"{rows_where}: could not read {column} image {path.name} ({_root_cause(err)}); "
+                      "is it a complete, valid NIfTI or image file?")
 
 
 def _root_cause(err: BaseException) -> str:
@@ -341,12 +350,9 @@ def _load_images(frame, column: str, paths: list[Path | None], id_column: str, i
             images.append(None)
             continue
         try:
-            image = _read_image(path, image_size, scale)
+            image = read_image(path, image_size, scale)
         except Exception as err:
-            raise ValueError(
-                f"{_where(frame, row, id_column)}: could not read {column} image {path.name} "
-                f"({_root_cause(err)}); is it a complete, valid NIfTI or image file?"
-            ) from None
+            raise read_error(_where(frame, row, id_column), column, path, err) from None
         if first_shape is None:
             first_shape, first_row = tuple(image.shape), row
         elif tuple(image.shape) != first_shape:
@@ -368,6 +374,67 @@ def _manifest_cache_path(csv_path: Path, settings: Mapping, image_paths: Sequenc
         stat = p.stat()
         digest.update(f"{p}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return cache_dir() / f"manifest_{digest.hexdigest()[:20]}.pt"
+
+
+@dataclass
+class ManifestRows:
+    """A manifest, checked row by row but no image read: what both loaders (in memory, streamed) start from."""
+
+    csv_path: Path
+    frame: object  # the pandas DataFrame as read
+    id_column: str
+    ids: list[str]
+    labels: np.ndarray  # class index per subject
+    class_names: tuple[str, ...]
+    image_columns: list[str]
+    paths: dict[str, list[Path | None]]  # per image column: the file of each subject, None where absent
+    tabular_name: str
+    table: np.ndarray | None  # (N, F) raw values, NaN where empty
+    columns: list[str]
+    table_present: np.ndarray | None
+    skipped: list[str]
+    settings: dict
+
+    def where(self, row: int) -> str:
+        return _where(self.frame, row, self.id_column)
+
+    def files(self) -> list[Path]:
+        return [p for ps in self.paths.values() for p in ps if p]
+
+    def mask(self) -> np.ndarray:
+        """(N, M) presence in the loaders' modality order: the image columns, then the table."""
+        masks = [[p is not None for p in self.paths[c]] for c in self.image_columns]
+        if self.table is not None:
+            masks.append(list(self.table_present))
+        return np.array(masks, dtype=bool).T
+
+    def meta(self) -> dict:
+        meta: dict = {"source": str(self.csv_path), "skipped_columns": self.skipped}
+        if self.table is not None:
+            meta[f"{self.tabular_name}_raw"] = self.table
+        return meta
+
+
+def parse_manifest(
+    csv_path: str | os.PathLike, *, image_columns, tabular_columns, label_column: str, class_names, id_column: str,
+    tabular_name: str, nan_policy: str, na_values, allow_rare_classes: bool,
+) -> ManifestRows:
+    """Every check of ``load_manifest`` that needs no image read: columns, ids, labels, table cells, files exist."""
+    csv_path = Path(csv_path).expanduser().resolve()
+    nan_policy = look_up_option(nan_policy, NAN_POLICIES, "nan_policy")
+    image_columns = [image_columns] if isinstance(image_columns, str) else list(image_columns)
+    frame = _read_table(csv_path, id_column, label_column, image_columns, na_values)
+    ids = _check_ids(frame, id_column)
+    labels, names = _check_labels(frame, label_column, id_column, class_names, allow_rare_classes)
+    reserved = [id_column, label_column, *image_columns]
+    table, columns, table_present, skipped = _tabular(frame, tabular_columns, reserved, id_column, nan_policy)
+    if not image_columns and table is None:
+        raise ValueError(f"{csv_path.name} gives no image columns and no numeric feature columns: nothing to learn from")
+    paths = {c: _image_paths(frame, c, csv_path.parent, id_column) for c in image_columns}
+    settings = dict(image_columns=image_columns, tabular_columns=columns, label_column=label_column, class_names=names,
+                    id_column=id_column, tabular_name=tabular_name, nan=nan_policy, na_values=na_values)
+    return ManifestRows(csv_path, frame, id_column, ids, labels, names, image_columns, paths, tabular_name, table,
+                        columns, table_present, skipped, settings)
 
 
 def load_manifest(
@@ -418,38 +485,26 @@ def load_manifest(
         unreadable image, duplicate ids, an unknown label, a non-numeric or empty feature value,
         images of different shapes. All checks except reading the images run before any image is read.
     """
-    csv_path = Path(csv_path).expanduser().resolve()
-    nan_policy = look_up_option(nan_policy, NAN_POLICIES, "nan_policy")
-    image_columns = [image_columns] if isinstance(image_columns, str) else list(image_columns)
-    frame = _read_table(csv_path, id_column, label_column, image_columns, na_values)
-    ids = _check_ids(frame, id_column)
-    labels, names = _check_labels(frame, label_column, id_column, class_names, allow_rare_classes)
-    reserved = [id_column, label_column, *image_columns]
-    table, columns, table_present, skipped = _tabular(frame, tabular_columns, reserved, id_column, nan_policy)
-    if not image_columns and table is None:
-        raise ValueError(f"{csv_path.name} gives no image columns and no numeric feature columns: nothing to learn from")
-    paths = {c: _image_paths(frame, c, csv_path.parent, id_column) for c in image_columns}
-    settings = dict(image_columns=image_columns, tabular_columns=columns, label_column=label_column, class_names=names,
-                    id_column=id_column, tabular_name=tabular_name, image_size=image_size, scale=scale_intensity, nan=nan_policy,
-                    na_values=na_values)
-    cache_path = _manifest_cache_path(csv_path, settings, [p for ps in paths.values() for p in ps if p]) if cache else None
+    rows = parse_manifest(csv_path, image_columns=image_columns, tabular_columns=tabular_columns,
+                          label_column=label_column, class_names=class_names, id_column=id_column,
+                          tabular_name=tabular_name, nan_policy=nan_policy, na_values=na_values,
+                          allow_rare_classes=allow_rare_classes)
+    frame, paths, image_columns = rows.frame, rows.paths, rows.image_columns
+    settings = dict(rows.settings, image_size=image_size, scale=scale_intensity)
+    cache_path = _manifest_cache_path(rows.csv_path, settings, rows.files()) if cache else None
     if cache_path is not None and cache_path.exists():
         return load_dataset(cache_path)
     data = {c: _load_images(frame, c, paths[c], id_column, image_size, scale_intensity) for c in image_columns}
-    masks = [[p is not None for p in paths[c]] for c in image_columns]
-    meta: dict = {"source": str(csv_path), "skipped_columns": skipped}
-    if table is not None:
-        data[tabular_name] = torch.as_tensor(np.nan_to_num(table), dtype=torch.float32)
-        masks.append(list(table_present))
-        meta[f"{tabular_name}_raw"] = table
+    if rows.table is not None:
+        data[tabular_name] = torch.as_tensor(np.nan_to_num(rows.table), dtype=torch.float32)
     dataset = MultimodalDataset(
         data,
-        labels,
-        mask=np.array(masks, dtype=bool).T,
-        class_names=names,
-        feature_names={tabular_name: columns} if table is not None else None,
-        subject_ids=ids,
-        meta=meta,
+        rows.labels,
+        mask=rows.mask(),
+        class_names=rows.class_names,
+        feature_names={tabular_name: rows.columns} if rows.table is not None else None,
+        subject_ids=rows.ids,
+        meta=rows.meta(),
     )
     if cache_path is not None:
         save_dataset(dataset, cache_path)

@@ -236,8 +236,7 @@ class FusionModel(nn.Module):
         encoders = getattr(self, "encoders", {})
         for m in self.tables:
             if m in encoders and getattr(encoders[m], "categorical", ()):
-                present = presence(train.batch(), [m])[:, 0]
-                table = train.tensors[m][present].float()
+                table = train.rows(m).float()
                 if m in self.scaling.names:  # the values the encoder will receive
                     mean, scale = self.scaling.statistics(m)
                     table = (table - mean) / scale
