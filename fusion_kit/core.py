@@ -18,7 +18,7 @@ import torch
 
 __all__ = [
     "Settings", "settings", "seed_everything", "get_device", "quick_mode", "look_up_option", "cache_dir",
-    "atomic_save", "versions",
+    "atomic_save", "check_output_folder", "versions",
 ]
 
 
@@ -200,3 +200,16 @@ def versions() -> dict[str, str]:
         "scikit-learn": sklearn.__version__,
         "device": str(get_device("auto")),
     }
+
+
+def check_output_folder(out: Path) -> Path:
+    """Create ``out`` if needed and make sure files can be written there, before any chapter runs."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise PermissionError(f"cannot write to the output folder {out} ({err.strerror or err}); choose another (--out on the command line)") from None
+    return out

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import look_up_option, seed_everything
+from .core import check_output_folder, look_up_option, seed_everything
 from .data import kfold, split_dataset
 from .data.streaming import augment as augmented, stream_manifest
 from .distributed import main_process
@@ -70,18 +70,6 @@ class StudyResult:
         return "\n".join(lines)
 
 
-def _check_out(out: Path) -> Path:
-    """The output folder, created and tested for writing before any image is read."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise PermissionError(f"cannot write to the output folder {out} ({err.strerror or err}); choose another with --out") from None
-    return out
-
-
 def _write(result: StudyResult, out: Path) -> None:
     (out / "metrics.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n")
     with open(out / "history.csv", "w", newline="") as f:
@@ -128,7 +116,7 @@ def train_study(
     for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 2), ("workers", workers, 0)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
             raise ValueError(f"{name} must be a whole number of at least {low}, got {value!r}")
-    out = _check_out(Path(out)) if main_process() else Path(out)
+    out = check_output_folder(Path(out)) if main_process() else Path(out)
     data = stream_manifest(manifest, image_size=image_size, image_columns=image_columns, cache=cache)
     parts = [split_dataset(data, seed=seed)] if folds == 1 else kfold(data, folds, seed=seed)
     build_model(strategy, data)  # a strategy that cannot take these modalities fails before any training

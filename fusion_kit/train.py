@@ -23,15 +23,16 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .core import atomic_save, get_device, quick_mode, seed_everything
+from .core import get_device, quick_mode, seed_everything
 from .data.dataset import MultimodalDataset, check_batch, presence
+from .batching import Feed, default_batch_size, default_workers, epoch_batches
+from .checkpoints import check_checkpoint_path, load_checkpoint, model_config, save_checkpoint
 from .data.streaming import StreamingDataset
 from .distributed import World, world
 from .fusion.base import logits_of
@@ -143,97 +144,11 @@ def _check_integer(name: str, value, low: int) -> int:
     return int(value)
 
 
-def _check_checkpoint_path(path) -> Path:
-    """The checkpoint file, checked before any training: not a folder, in a folder we can write to."""
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"checkpoint {path} is a folder; give a file name, such as {path / 'model.pt'}")
-    existing = path.parent
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise PermissionError(f"cannot write checkpoint {path}: {existing} is not a folder you can write to; choose another path")
-    return path
-
-
 def _autocast(device: torch.device, amp: bool):
     if amp and device.type == "cuda":
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast("cuda", dtype=dtype)
     return torch.autocast(device.type, enabled=False)
-
-
-MIN_STEPS_PER_EPOCH = 8
-
-
-def default_batch_size(n_train: int) -> int:
-    """64, or smaller for a small training set, so that an epoch takes at least 8 optimizer steps.
-
-    A quick-mode cohort of a few hundred subjects would otherwise get four steps an epoch, too few
-    for a short budget to train reliably.
-    """
-    return max(2, min(64, n_train // MIN_STEPS_PER_EPOCH))
-
-
-def _batches(n: int, batch_size: int, perm: Tensor) -> list[Tensor]:
-    chunks = list(perm.split(batch_size))
-    if len(chunks) > 1 and len(chunks[-1]) == 1:  # batch norm cannot train on one sample
-        chunks[-2] = torch.cat(chunks[-2:])
-        chunks.pop()
-    return chunks
-
-
-def default_workers() -> int:
-    """DataLoader workers for streamed data: none on a machine of two cores or fewer (a worker process there
-    competes with training for the cores: a cached 2D epoch took 1.9x as long with one worker as without),
-    else half the cores, at most 4."""
-    cores = os.cpu_count() or 1
-    return 0 if cores <= 2 else min(4, cores // 2)
-
-
-class _Chunks:
-    """A batch sampler whose batches are set before each pass (the DataLoader, and its workers, stay alive)."""
-
-    def __init__(self) -> None:
-        self.chunks: list[list[int]] = []
-
-    def __iter__(self):
-        return iter(self.chunks)
-
-    def __len__(self) -> int:
-        return len(self.chunks)
-
-
-class _Feed:
-    """One dataset's batches on the device, for given lists of subject indices: indexed in place when the
-    dataset is in memory (moved to the device once), read by a DataLoader with workers when it is streamed."""
-
-    def __init__(self, data, dev: torch.device, workers: int | None, seed: int = 0) -> None:
-        self.streamed = isinstance(data, StreamingDataset)
-        self.data = data if self.streamed else data.to(dev)
-        self.dev = dev
-        self.loader = self._loader(default_workers() if workers is None else workers, seed) if self.streamed else None
-
-    def _loader(self, workers: int, seed: int):
-        from monai.data import DataLoader  # reseeds each worker's random transforms
-
-        self.sampler = _Chunks()
-        return DataLoader(self.data, batch_sampler=self.sampler, num_workers=workers, persistent_workers=workers > 0,
-                          pin_memory=self.dev.type == "cuda", generator=torch.Generator().manual_seed(seed))
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def batches(self, chunks: list[Tensor], show: bool = False, what: str = "batches"):
-        if not self.streamed:
-            for idx in chunks:
-                yield self.data.batch(idx.to(self.dev, non_blocking=True))
-            return
-        from tqdm.auto import tqdm
-
-        self.sampler.chunks = [c.tolist() for c in chunks]
-        for batch in tqdm(self.loader, desc=what, unit="batch", disable=not show, leave=False):
-            yield {k: v.to(self.dev, non_blocking=True) for k, v in batch.items()}
 
 
 # ------------------------------------------------------------------------- fit
@@ -284,7 +199,7 @@ def fit(
     if val is not None:
         val = _check_compatible(model, val, "validation")
     if checkpoint is not None:
-        checkpoint = _check_checkpoint_path(checkpoint)
+        checkpoint = check_checkpoint_path(checkpoint)
     if workers is not None:
         workers = _check_integer("workers", workers, 0)
     place = world(get_device(device))
@@ -485,8 +400,8 @@ def _train(model: nn.Module, train, val, recipe: _Recipe, show: bool) -> History
     """The loop: AdamW, one pass over shuffled batches an epoch, the lowest validation loss kept."""
     seed_everything(recipe.seed)
     dev = recipe.device
-    train_d = _Feed(train, dev, recipe.workers, recipe.seed)
-    val_d = _Feed(val, dev, recipe.workers, recipe.seed) if val is not None else None
+    train_d = Feed(train, dev, recipe.workers, recipe.seed)
+    val_d = Feed(val, dev, recipe.workers, recipe.seed) if val is not None else None
     net = _parallel(model, recipe.world)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     generator = torch.Generator().manual_seed(recipe.seed)
@@ -554,13 +469,13 @@ def _every_parameter(model: nn.Module) -> Tensor:
     return sum(p.reshape(-1)[0] * 0 for p in model.parameters() if p.requires_grad)
 
 
-def _train_one_epoch(net: nn.Module, model: nn.Module, data: _Feed, optimizer, recipe: _Recipe, generator,
+def _train_one_epoch(net: nn.Module, model: nn.Module, data: Feed, optimizer, recipe: _Recipe, generator,
                      show: bool) -> float:
     net.train()
     dev = recipe.device
     perm = recipe.world.shard(torch.randperm(len(data), generator=generator))
     total, count = torch.zeros((), device=dev), 0
-    for batch in data.batches(_batches(len(perm), recipe.batch_size, perm), show, "epoch"):
+    for batch in data.batches(epoch_batches(len(perm), recipe.batch_size, perm), show, "epoch"):
         with _autocast(dev, recipe.amp):
             output = net(batch)
             loss = _loss(model, output, batch["label"])
@@ -575,7 +490,7 @@ def _train_one_epoch(net: nn.Module, model: nn.Module, data: _Feed, optimizer, r
 
 
 @torch.no_grad()
-def _validate(model, data: _Feed, recipe: _Recipe) -> tuple[float, float]:
+def _validate(model, data: Feed, recipe: _Recipe) -> tuple[float, float]:
     """Loss and balanced accuracy on the whole validation set (each process scores its share, then all agree)."""
     model.eval()
     dev, place = recipe.device, recipe.world
@@ -625,7 +540,7 @@ def predict(model: nn.Module, dataset, *, batch_size: int = 256, device: str | N
     dataset = _check_compatible(model, dataset, "prediction")
     dev = get_device(device) if device is not None else _model_device(model)
     model.to(dev).eval()
-    data = _Feed(dataset, dev, workers)
+    data = Feed(dataset, dev, workers)
     probs, attention, modality = [], [], []
     for batch in data.batches(list(torch.arange(len(data)).split(batch_size))):
         output = model(batch)
@@ -641,62 +556,3 @@ def evaluate(model: nn.Module, dataset, *, batch_size: int = 256, device: str | 
     """Accuracy, balanced accuracy, macro AUC and confusion matrix of ``model`` on ``dataset`` (in memory or streamed)."""
     pred = predict(model, dataset, batch_size=batch_size, device=device, workers=workers)
     return classification_metrics(pred.labels, pred.probs, dataset.class_names)
-
-
-# -------------------------------------------------------------- checkpoints
-def model_config(model: nn.Module) -> dict:
-    """Plain-typed description of how ``model`` was built; a checkpoint must match it, field by field, to load."""
-    config = getattr(model, "config", None)
-    if hasattr(config, "as_dict"):
-        return {"class": type(model).__name__, **config.as_dict()}
-    specs = getattr(model, "specs", None) or {}  # any other model: what it says about itself
-    return {
-        "class": type(model).__name__,
-        "strategy": str(getattr(model, "strategy", type(model).__name__)),
-        "modalities": [str(m) for m in specs],
-        "shapes": {str(k): [int(d) for d in s.shape] for k, s in specs.items()},
-        "num_classes": int(getattr(model, "num_classes", 0)),
-        "options": {},
-    }
-
-
-def save_checkpoint(model: nn.Module, path: str | os.PathLike) -> Path:
-    """Save weights and config atomically (a temporary file, then a rename)."""
-    path = Path(path)
-    payload = {"config": model_config(model), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    atomic_save(payload, path)
-    return path
-
-
-def _read_checkpoint(path: Path) -> dict:
-    """The saved payload, or an error naming the file and what is wrong with it."""
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    if path.stat().st_size == 0:
-        raise ValueError(f"checkpoint {path} is empty (0 bytes): it was not saved completely; save it again")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, pickle error, not a torch file ...
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(
-            f"checkpoint {path} cannot be read ({reason}); it is truncated or not a file written by save_checkpoint"
-        ) from None
-    if not isinstance(payload, dict) or "state_dict" not in payload or "config" not in payload:
-        raise ValueError(f"{path} is not a checkpoint written by fusion_kit.train.save_checkpoint (no config and weights)")
-    return payload
-
-
-def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
-    """Load weights saved by ``save_checkpoint`` into ``model``, refusing a different configuration."""
-    path = Path(path)
-    payload = _read_checkpoint(path)
-    saved, current = payload["config"], model_config(model)
-    diffs = [f"{k}: checkpoint {saved.get(k)!r}, model {current[k]!r}" for k in current if saved.get(k) != current[k]]
-    if diffs:
-        raise ValueError(
-            f"checkpoint {path.name} was saved from a different model configuration ("
-            + "; ".join(diffs)
-            + "); build the model with the same strategy, modalities and options"
-        )
-    model.load_state_dict(payload["state_dict"])
-    return model

@@ -35,7 +35,7 @@ def test_default_batch_size_gives_small_sets_enough_steps():
 
 def test_fit_without_batch_size_takes_the_default(splits, monkeypatch):
     seen = []
-    monkeypatch.setattr("fusion_kit.train._batches", lambda n, size, perm: seen.append(size) or [perm])
+    monkeypatch.setattr("fusion_kit.train.epoch_batches", lambda n, size, perm: seen.append(size) or [perm])
     fit(TwoBranch(splits.train.specs), splits.train, epochs=1, progress=False)
     assert seen == [default_batch_size(len(splits.train))]
 

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core import check_output_folder
+
 __all__ = ["ROOT", "CHAPTERS", "ChapterRun", "chapter_paths", "check_output_folder", "run_chapters", "report"]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,19 +67,6 @@ def _describe_failure(err: Exception) -> str:
     ename, evalue = getattr(err, "ename", type(err).__name__), getattr(err, "evalue", str(err))
     where = f"cell {cell}" if cell is not None else "set-up"
     return f"{where}: {ename}: {str(evalue).splitlines()[0] if evalue else ''}"
-
-
-def check_output_folder(out: Path) -> Path:
-    """Create ``out`` if needed and make sure files can be written there, before any chapter runs."""
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise PermissionError(f"cannot write to the output folder {out} ({err.strerror or err}); choose another with --out") from None
-    return out
 
 
 def run_chapters(
