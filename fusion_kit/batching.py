@@ -42,6 +42,9 @@ def default_workers() -> int:
     return 0 if cores <= 2 else min(4, cores // 2)
 
 
+BAR_FROM_BATCHES = 50
+
+
 class Chunks:
     """A batch sampler whose batches are set before each pass (the DataLoader, and its workers, stay alive)."""
 
@@ -83,5 +86,6 @@ class Feed:
         from tqdm.auto import tqdm
 
         self.sampler.chunks = [c.tolist() for c in chunks]
-        for batch in tqdm(self.loader, desc=what, unit="batch", disable=not show, leave=False):
+        long = len(chunks) >= BAR_FROM_BATCHES  # a bar within the epoch's bar only where an epoch takes a while
+        for batch in tqdm(self.loader, desc=what, unit="batch", disable=not (show and long), leave=False):
             yield {k: v.to(self.dev, non_blocking=True) for k, v in batch.items()}

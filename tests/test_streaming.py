@@ -164,3 +164,23 @@ def test_world_shards_cover_every_subject_with_equal_steps():
     assert {len(s) for s in shards} == {4}
     assert set(torch.cat(shards).tolist()) == set(range(10))
     assert torch.equal(World().shard(indices), indices)
+
+
+def test_plot_augmentations_draws_each_read_in_two_rows(twins):
+    from fusion_kit import viz
+
+    data = stream_manifest(twins)
+    reads = [data[1], augment(data, seed=3)[1]]
+    fig = viz.plot_augmentations(reads, titles=["as stored", "draw"])
+    assert len(fig.axes) == 4 and fig.axes[0].get_title() == "as stored"
+    with pytest.raises(ValueError, match="one title per sample"):
+        viz.plot_augmentations(reads, titles=["only one"])
+
+
+def test_augment_refuses_images_of_different_dimensionality(twins):
+    from fusion_kit.data.dataset import ModalitySpec
+
+    data = stream_manifest(twins)
+    flat = data._copy(specs={**data.specs, "pet": ModalitySpec("pet", "image", (1, 24))})
+    with pytest.raises(ValueError, match="must all be 2D"):
+        augment(flat)

@@ -1,13 +1,14 @@
 """Data: the batch contract, the synthetic brain cohort, splits and folds, on-disk datasets.
 
 Imports from fusion_kit: core only. Inside: dataset <- splits, store, missingness <- io <- cohort (with
-anatomy).
+anatomy); streaming (with transforms) <- io.
 """
 from .cohort import CLASS_NAMES, CLINICAL_FEATURES, DEMO_COHORT, latent_ceiling, make_brain_cohort, write_demo_cohort
 from .dataset import ModalitySpec, MultimodalDataset, batch_modalities, check_batch, encode_labels, presence
 from .io import export_cohort, load_manifest
 from .store import load_dataset, save_dataset
 from .splits import Splits, kfold, split_by, split_dataset, standardize, subsample
+from .streaming import StreamingDataset, augment, stream_manifest
 
 __all__ = [
     "CLASS_NAMES",
@@ -16,6 +17,8 @@ __all__ = [
     "ModalitySpec",
     "MultimodalDataset",
     "Splits",
+    "StreamingDataset",
+    "augment",
     "batch_modalities",
     "check_batch",
     "encode_labels",
@@ -29,6 +32,7 @@ __all__ = [
     "save_dataset",
     "split_by",
     "split_dataset",
+    "stream_manifest",
     "standardize",
     "subsample",
     "write_demo_cohort",

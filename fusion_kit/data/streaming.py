@@ -346,6 +346,9 @@ def augment(
                         "random transforms run per subject as images are read, which in-memory data skips")
     images = [m for m, s in dataset.specs.items() if s.kind == "image"]
     dims = dataset.specs[images[0]].spatial_dims
+    if any(dataset.specs[m].spatial_dims != dims for m in images):
+        raise ValueError(f"augment moves a subject's images together, so they must all be {dims}D; "
+                         f"{', '.join(f'{m} is {dataset.specs[m].spatial_dims}D' for m in images)}")
     steps = []
     if spatial:
         rotate = (0.1,) if dims == 2 else (0.1, 0.1, 0.1)

@@ -25,7 +25,8 @@ from .attention import (
 )
 from .calibration import plot_reliability, plot_uncertainty
 from .data import (
-    plot_clinical, plot_foci, plot_pet_overlay, plot_registration, plot_registration_result, plot_samples,
+    plot_augmentations, plot_clinical, plot_foci, plot_pet_overlay, plot_registration, plot_registration_result,
+    plot_samples,
 )
 from .diagrams import draw_architecture, draw_taxonomy
 from .explanations import plot_heatmaps, plot_stage_maps
@@ -44,6 +45,7 @@ from .training import (
 )
 
 __all__ = [
+    "plot_augmentations",
     "FAMILY_COLORS",
     "MODALITY_COLORS",
     "CourseFigure",

@@ -9,6 +9,7 @@ from .style import draw_confusion, middle_slice, new_figure
 
 __all__ = [
     "plot_samples", "plot_pet_overlay", "plot_clinical", "plot_registration", "plot_registration_result", "plot_foci",
+    "plot_augmentations",
 ]
 
 
@@ -189,5 +190,31 @@ def plot_foci(dataset, indices, images=("mri", "pet")):
         axes[r, 0].set_ylabel(m.upper(), fontsize=9)
     fig.suptitle("Focal findings: MRI focus in cyan, PET focus in orange, both drawn on both images "
                  "(together: the circles overlap)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_augmentations(samples, titles=None, images=("mri", "pet"), level: float = 0.5):
+    """One subject as read several times (sample dicts, e.g. the original then augmented draws): the first image
+    in grey with the second's contour over it (top row), the second alone (bottom row), middle slices.
+
+    Where one random spatial transform moves both images alike, the contour stays on the same anatomy in every
+    column; intensity changes show in the second row's brightness and grain.
+    """
+    anatomy, pet = images
+    titles = list(titles) if titles is not None else [f"read {i + 1}" for i in range(len(samples))]
+    if len(titles) != len(samples):
+        raise ValueError(f"give one title per sample: {len(samples)} samples, {len(titles)} titles")
+    fig, axes = new_figure(2.0 * len(samples), 4.2, ncols=len(samples), nrows=2)
+    for c, (sample, title) in enumerate(zip(samples, titles)):
+        under, over = middle_slice(sample[anatomy].cpu()), middle_slice(sample[pet].cpu())
+        axes[0, c].imshow(under, cmap="gray", origin="lower")
+        _pet_contour(axes[0, c], over, level, "#ff7f0e")
+        axes[1, c].imshow(over, cmap="hot", origin="lower")
+        axes[0, c].set_title(title, fontsize=9)
+        for ax in axes[:, c]:
+            ax.set_xticks([]), ax.set_yticks([])
+    axes[0, 0].set_ylabel(f"{anatomy.upper()} + {pet.upper()} contour", fontsize=8)
+    axes[1, 0].set_ylabel(pet.upper(), fontsize=8)
     fig.tight_layout()
     return fig
