@@ -73,6 +73,9 @@ def world(device: torch.device) -> World:
         return World(device=device)
     rank, size, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
+        if local >= torch.cuda.device_count():
+            raise RuntimeError(f"torchrun started process {local} on this machine, which has {torch.cuda.device_count()} "
+                               "GPU(s): start one process per GPU (--nproc_per_node), or train on the CPU (--device cpu)")
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     if not dist.is_initialized():

@@ -53,6 +53,10 @@ class ImageRecords:
     def __getstate__(self) -> dict:
         return {**self.__dict__, "files": {}}
 
+    def __del__(self) -> None:
+        for descriptor in getattr(self, "files", {}).values():
+            os.close(descriptor)
+
     def __getitem__(self, i: int) -> dict[str, Tensor]:
         if self.arrays is not None:
             return {c: a[i] for c, a in self.arrays.items()}
@@ -222,7 +226,7 @@ class StreamingDataset(torch.utils.data.Dataset):
         return StreamingDataset(**state)
 
     def subset(self, indices) -> "StreamingDataset":
-        idx = np.asarray(torch.as_tensor(np.asarray(indices), dtype=torch.long))
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         n = len(self)
         meta = {k: (v[idx] if isinstance(v, np.ndarray) and v.ndim >= 1 and len(v) == n else v) for k, v in self.meta.items()}
         return self._copy(index=self.index[idx], tables={m: t[idx] for m, t in self.tables.items()},
