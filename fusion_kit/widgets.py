@@ -7,6 +7,10 @@ the result). Chapters call that same function once in a normal cell, so the
 stored notebook shows a real figure even where widgets do not render, and tests
 drive the panel through ``panel.train()`` exactly as the Train button does.
 
+Where ``run`` takes a ``seed``, the panel adds a seed box and a choice of one run or three seeds, and keeps a
+history of the session's runs (a table and a figure of their scores, one dot per seed), so a learner sees how
+far a ranking moves with the seed.
+
 Imports from fusion_kit: experiment, explain, models and viz.
 """
 from __future__ import annotations
@@ -15,7 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PanelResult", "TrainingPanel", "training_panel", "run_and_show", "attention_figure", "depth_setup"]
+__all__ = ["PanelResult", "TrainingPanel", "training_panel", "run_and_show", "attention_figure", "depth_setup",
+           "history_table"]
 
 
 @dataclass
@@ -27,8 +32,25 @@ class PanelResult:
     data: Any = field(default=None, repr=False)
 
 
+def _accepts_seed(run: Callable) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(run).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "seed" or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _score(result: PanelResult) -> float | None:
+    """The balanced accuracy a run reports (``result.data.metrics``), if it reports one."""
+    value = getattr(getattr(result.data, "metrics", None), "balanced_accuracy", None)
+    return float(value) if value is not None else None
+
+
 class TrainingPanel:
-    """Modality checkboxes, a strategy dropdown, knob sliders, a Train button, a status line and a figure."""
+    """Modality checkboxes, a strategy dropdown, knob sliders, a seed control, a Train button, a status line,
+    a figure, and the history of the session's runs."""
 
     def __init__(
         self,
@@ -50,20 +72,28 @@ class TrainingPanel:
         self.checkboxes = {m: w.Checkbox(value=m in chosen, description=m, indent=False) for m in modalities}
         self.strategy = w.Dropdown(options=list(strategies), value=strategy or strategies[0], description="strategy")
         self.knobs = {name: _slider(name, spec) for name, spec in (knobs or {}).items()}
+        self.seeded = _accepts_seed(run)
+        self.seed = w.BoundedIntText(value=0, min=0, max=10_000, description="seed")
+        self.repeats = w.Dropdown(options=[("one seed", 1), ("3 seeds", 3)], value=1, description="train on")
         self.button = w.Button(description="Train", button_style="primary", icon="play")
         self.status = w.HTML(value="Choose modalities and a strategy, then press <b>Train</b>.")
         self.output = w.Output()
+        self.history_view = w.Output()
         self.result: PanelResult | None = None
+        self.history: list[dict[str, Any]] = []
         self.button.on_click(lambda _: self.train())
         header = [w.HTML(f"<b>{title}</b>")] if title else []
+        seeds = [w.HBox([self.seed, self.repeats])] if self.seeded else []
         self.widget = w.VBox([
             *header,
             w.HBox(list(self.checkboxes.values())),
             self.strategy,
             *self.knobs.values(),
+            *seeds,
             self.button,
             self.status,
             self.output,
+            self.history_view,
         ])
 
     @property
@@ -78,37 +108,88 @@ class TrainingPanel:
             **{name: s.value for name, s in self.knobs.items()},
         }
 
+    def seeds(self) -> list[int | None]:
+        """The seeds the next press of Train runs: the seed box and the next ones, or None where run takes none."""
+        return [self.seed.value + k for k in range(self.repeats.value)] if self.seeded else [None]
+
     def train(self) -> PanelResult | None:
-        """Run with the current controls (what the Train button does); show the figure and the text."""
+        """Run with the current controls (what the Train button does); show the figure and the text.
+
+        A failed run leaves no stale result: the figure is cleared and the status line says what went wrong
+        (a combination that cannot work, or any other error, with its type)."""
         args = self.values()
         if not args["modalities"]:
             self.status.value = "No modality selected: tick at least one modality, then press Train."
             return None
         self.button.disabled = True
-        self.status.value = f"Training <b>{args['strategy']}</b> on {' + '.join(args['modalities'])} ..."
-        error = None
+        self.result, runs, error = None, [], None
         try:
             with self.output:  # the progress bar and the figure appear under the controls
                 self.output.clear_output(wait=True)
-                try:  # caught here: inside a kernel, Output would swallow it and print a traceback
-                    result = self.run(**args)
-                except (ValueError, KeyError) as err:  # a learner's choice that cannot work
-                    error = err
-                else:
-                    _show(result.figure)
+                for seed in self.seeds():
+                    self.status.value = (f"Training <b>{args['strategy']}</b> on {' + '.join(args['modalities'])}"
+                                         + (f", seed {seed}" if seed is not None else "") + " ...")
+                    try:  # caught here: inside a kernel, Output would swallow it and print a traceback
+                        runs.append(self.run(**args, **({"seed": seed} if seed is not None else {})))
+                    except (ValueError, KeyError) as err:  # a learner's choice that cannot work
+                        error = f"Cannot train this combination: {err}"
+                        break
+                    except Exception as err:  # noqa: BLE001 - anything else still ends in a readable status
+                        error = f"Training failed ({type(err).__name__}): {err}"
+                        break
+                if error is None:
+                    _show(runs[-1].figure)
         finally:
             self.button.disabled = False
         if error is not None:
-            self.status.value = f"Cannot train this combination: {error}"
+            self.status.value = error
             return None
-        self.result = result
-        self.status.value = result.text
-        return result
+        self.result = runs[-1]
+        self._remember(args, runs)
+        return self.result
+
+    def _remember(self, args: dict, runs: list[PanelResult]) -> None:
+        """Add the run to the history; the status line gives the mean and spread when several seeds ran."""
+        import numpy as np
+
+        scores = [s for s in (_score(r) for r in runs) if s is not None]
+        knobs = ", ".join(f"{k}={v}" for k, v in args.items() if k not in ("modalities", "strategy"))
+        label = f"{args['strategy']} ({'+'.join(args['modalities'])})" + (f", {knobs}" if knobs else "")
+        seeds = [s for s in self.seeds() if s is not None]
+        self.history.append({"run": len(self.history) + 1, "setup": label, "seeds": seeds, "scores": scores})
+        self.status.value = self.result.text
+        if len(scores) > 1:
+            self.status.value += (f"<br>over seeds {', '.join(map(str, seeds))}: balanced accuracy "
+                                  f"{np.mean(scores):.3f} ± {np.std(scores, ddof=1):.3f} (sd)")
+        if self.seeded and scores:
+            from . import viz
+
+            from IPython.display import HTML, display
+
+            with self.history_view:
+                self.history_view.clear_output(wait=True)
+                display(HTML(history_table(self.history)))
+                _show(viz.plot_panel_history(self.history))
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
         display(self.widget)
+
+
+def history_table(history: list[dict[str, Any]]) -> str:
+    """The session's runs as a small HTML table: setup, seeds, mean and sd of the balanced accuracy."""
+    import numpy as np
+
+    rows = []
+    for h in history:
+        scores = h["scores"]
+        mean = f"{np.mean(scores):.3f}" if scores else "-"
+        sd = f"{np.std(scores, ddof=1):.3f}" if len(scores) > 1 else "-"
+        rows.append(f"<tr><td>{h['run']}</td><td>{h['setup']}</td><td>{', '.join(map(str, h['seeds']))}</td>"
+                    f"<td>{mean}</td><td>{sd}</td></tr>")
+    head = "<tr><th>run</th><th>setup</th><th>seeds</th><th>balanced accuracy</th><th>sd over seeds</th></tr>"
+    return f"<table>{head}{''.join(rows)}</table>"
 
 
 def _slider(name: str, spec: tuple):

@@ -322,3 +322,24 @@ def test_book_opens_with_its_figures(browser, built_book):
         page.wait_for_function("img => img.complete && img.naturalWidth > 100", arg=figure.element_handle())
         page.screenshot(path=str(SCREENSHOTS / "book-chapter.png"))
     page.close()
+
+
+def test_book_typesets_formulas_without_a_network(browser, built_book):
+    """No page asks for anything beyond the site (MathJax is served from _static), and formulas are typeset."""
+    from playwright.sync_api import expect
+
+    html = built_book.parent
+    for page_file in html.glob("*.html"):
+        text = page_file.read_text(encoding="utf-8")
+        remote = re.findall(r'<(?:script|link)[^>]+(?:src|href)="(https?://[^"]+)"', text)
+        assert not remote, f"{page_file.name} loads {remote[0]}"
+    with_math = next(p for p in sorted(html.glob("[0-9][0-9]_*.html")) if 'class="math' in p.read_text(encoding="utf-8"))
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    asked = []
+    page.on("request", lambda request: asked.append(request.url))
+    with screenshots_on_failure(page, "book-math"):
+        page.goto(with_math.as_uri(), wait_until="load")
+        expect(page.locator("main .MathJax").first).to_be_visible(timeout=60_000)
+        page.screenshot(path=str(SCREENSHOTS / "book-math.png"))
+    page.close()
+    assert [u for u in asked if u.startswith(("http://", "https://"))] == []

@@ -82,3 +82,49 @@ def test_panel_reports_impossible_choices_inside_a_kernel(splits):
     assert panel.train() is None
     assert "at least 2 modalities" in panel.status.value
     assert not panel.button.disabled
+
+
+def test_panel_with_seeds_runs_each_and_keeps_a_history(splits):
+    seen = []
+
+    def run(modalities, strategy, seed):
+        seen.append(seed)
+        return widgets.run_and_show(splits, (strategy, modalities, {"channels": (4, 8), "out_dim": 8}), epochs=1,
+                                    seed=seed)
+
+    panel = widgets.training_panel(run, modalities=("mri", "clinical"), strategies=["concat"])
+    assert panel.seeded
+    panel.seed.value, panel.repeats.value = 5, 3
+    result = panel.train()
+    assert seen == [5, 6, 7] and result is not None
+    assert "over seeds 5, 6, 7" in panel.status.value and "±" in panel.status.value
+    panel.repeats.value = 1
+    panel.train()
+    assert [h["seeds"] for h in panel.history] == [[5, 6, 7], [5]] and len(panel.history[0]["scores"]) == 3
+    table = widgets.history_table(panel.history)
+    assert table.count("<tr>") == 3 and "concat (mri+clinical)" in table
+    from fusion_kit import viz
+
+    fig = viz.plot_panel_history(panel.history)
+    assert len(fig.axes[0].get_xticklabels()) == 2
+
+
+def test_a_run_that_fails_unexpectedly_leaves_a_readable_status_and_no_stale_result(splits):
+    calls = []
+
+    def run(modalities, strategy, seed):
+        calls.append(seed)
+        if len(calls) > 1:
+            raise RuntimeError("out of memory")
+        return widgets.run_and_show(splits, (strategy, modalities, {"channels": (4, 8), "out_dim": 8}), epochs=1)
+
+    panel = widgets.training_panel(run, modalities=("mri",), strategies=["unimodal"])
+    assert panel.train() is not None
+    assert panel.train() is None
+    assert panel.result is None and panel.status.value == "Training failed (RuntimeError): out of memory"
+    assert not panel.button.disabled and len(panel.history) == 1
+
+
+def test_a_run_without_a_seed_gets_no_seed_control(splits):
+    panel = widgets.training_panel(lambda modalities, strategy: None, modalities=("mri",), strategies=["concat"])
+    assert not panel.seeded and panel.seeds() == [None]

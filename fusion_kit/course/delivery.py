@@ -326,6 +326,18 @@ def _jupyter_book() -> list[str]:
     return [exe]
 
 
+def _copy_mathjax(target: Path) -> None:
+    """MathJax served from the site itself (the copy the ``jupyter-server-mathjax`` package ships), so formulas
+    typeset without a network. It goes to the site's root (``html_extra_path`` in ``book/_config.yml``), not to
+    ``_static``, whose every script Jupyter Book would load on every page."""
+    try:
+        import jupyter_server_mathjax
+    except ImportError:
+        raise RuntimeError("the book serves MathJax itself from the jupyter-server-mathjax package, which is not "
+                           "installed: pip install -e \".[book]\"") from None
+    shutil.copytree(Path(jupyter_server_mathjax.__file__).parent / "static", target)
+
+
 def build_book(
     paths: Sequence[Path], out: Path, *, template: Path = BOOK_TEMPLATE, readme: Path = ROOT / "README.md",
     quiet: bool = True,
@@ -346,6 +358,7 @@ def build_book(
     if not config.is_file():
         raise FileNotFoundError(f"no book configuration at {config}")
     shutil.copy(config, source / "_config.yml")
+    _copy_mathjax(source / "_site" / "mathjax")
     for path in paths:
         nbformat.write(book_notebook(nbformat.read(path, as_version=4)), source / path.name)
     (source / "intro.md").write_text(landing_page(paths, readme), encoding="utf-8")

@@ -38,6 +38,7 @@ from .training import (
     plot_differences,
     plot_grouped_bars,
     plot_history,
+    plot_panel_history,
     plot_regimes,
     plot_result,
     plot_robustness,
@@ -46,6 +47,7 @@ from .training import (
 
 __all__ = [
     "plot_augmentations",
+    "plot_panel_history",
     "FAMILY_COLORS",
     "MODALITY_COLORS",
     "CourseFigure",

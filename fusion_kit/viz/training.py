@@ -10,6 +10,7 @@ import pandas as pd
 from .style import FAMILY_COLORS, MODALITY_COLORS, draw_confusion, family_handles, new_figure
 
 __all__ = [
+    "plot_panel_history",
     "plot_history",
     "plot_confusions",
     "plot_result",
@@ -265,5 +266,30 @@ def plot_robustness(x, curves, floor: float, *, xlabel: str, floor_label: str = 
     ax.set_xticks(x, [f"{v:.0%}" if percent else f"{v:g}" for v in x])
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title, ylim=ylim)
     ax.legend(fontsize=7.5, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def plot_panel_history(history):
+    """The runs of a training panel in this session: one dot per seed, the mean with ± 1 sd over seeds.
+
+    ``history`` is a list of ``{"run": n, "setup": label, "seeds": [...], "scores": [...]}`` (what
+    ``TrainingPanel.history`` keeps). Runs of one seed have no bar: a single number carries no band.
+    """
+    runs = [h for h in history if h["scores"]]
+    if not runs:
+        raise ValueError("no run with a score to show yet")
+    fig, axes = new_figure(min(10.0, 2.5 + 0.9 * len(runs)), 3.2)
+    ax = axes[0, 0]
+    for x, h in enumerate(runs):
+        scores = np.asarray(h["scores"], dtype=float)
+        ax.scatter(np.full(len(scores), x), scores, s=14, color="#4c72b0", alpha=0.6, zorder=3)
+        if len(scores) > 1:
+            ax.errorbar(x, scores.mean(), yerr=scores.std(ddof=1), fmt="D", color="#c44e52", capsize=4, zorder=4)
+    ax.set_xticks(range(len(runs)))
+    ax.set_xticklabels([f"{h['run']}. " + "\n".join(textwrap.wrap(h["setup"], 16)) for h in runs], fontsize=7)
+    ax.set_ylabel("balanced accuracy (test)")
+    ax.set_title("This session's runs: dots are seeds, diamonds the mean ± 1 sd over seeds", fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
