@@ -393,15 +393,21 @@ class MultimodalDataset(torch.utils.data.Dataset):
 
     def summary(self) -> str:
         """A short, deterministic table: one line per modality, then the classes (and columns left out)."""
-        lines = [f"{len(self)} subjects, {self.num_classes} classes"]
-        for j, (key, spec) in enumerate(self.specs.items()):
-            present = int(self.mask[:, j].sum())
-            lines.append(f"  {key:<10} {spec.kind:<8} shape {str(spec.shape):<16} present {present}/{len(self)}")
-        lines.append("  classes: " + ", ".join(f"{k} {v}" for k, v in self.class_counts().items()))
-        skipped = self.meta.get("skipped_columns") or []
-        if skipped:
-            lines.append("  columns left out (text, not numbers): " + ", ".join(map(str, skipped)))
-        return "\n".join(lines)
+        return summary_table(self)
+
+
+def summary_table(dataset, heading: str = "") -> str:
+    """One line per modality (kind, shape, how many present), then the classes and any columns left out."""
+    n = len(dataset)
+    lines = [f"{n} subjects, {dataset.num_classes} classes{heading}"]
+    for j, (key, spec) in enumerate(dataset.specs.items()):
+        present = int(dataset.mask[:, j].sum())
+        lines.append(f"  {key:<10} {spec.kind:<8} shape {str(spec.shape):<16} present {present}/{n}")
+    lines.append("  classes: " + ", ".join(f"{k} {v}" for k, v in dataset.class_counts().items()))
+    skipped = dataset.meta.get("skipped_columns") or []
+    if skipped:
+        lines.append("  columns left out (text, not numbers): " + ", ".join(map(str, skipped)))
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------ the batch contract

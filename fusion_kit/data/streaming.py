@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from ..core import cache_dir, look_up_option
-from .dataset import ModalitySpec, encode_labels
+from .dataset import ModalitySpec, encode_labels, summary_table
 from .io import ManifestRows, parse_manifest
 
 __all__ = ["StreamingDataset", "stream_manifest", "augment", "CACHE_MODES"]
@@ -187,12 +187,7 @@ class StreamingDataset(torch.utils.data.Dataset):
         return dict(zip(self.class_names, torch.bincount(self.labels, minlength=self.num_classes).tolist()))
 
     def summary(self) -> str:
-        lines = [f"{len(self)} subjects, {self.num_classes} classes (images streamed from disk)"]
-        for j, (key, spec) in enumerate(self.specs.items()):
-            present = int(self.mask[:, j].sum())
-            lines.append(f"  {key:<10} {spec.kind:<8} shape {str(spec.shape):<16} present {present}/{len(self)}")
-        lines.append("  classes: " + ", ".join(f"{k} {v}" for k, v in self.class_counts().items()))
-        return "\n".join(lines)
+        return summary_table(self, " (images streamed from disk)")
 
     def rows(self, name: str) -> Tensor:
         """The table ``name`` of the subjects that have it (F columns): what table statistics are fitted on."""
