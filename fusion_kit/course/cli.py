@@ -21,6 +21,7 @@ traceback instead.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -164,6 +165,12 @@ def _lab(args) -> int:
     return subprocess.call(argv, env=env)
 
 
+def _short(path: Path) -> str:
+    """The path relative to the working folder where that is shorter (the same on every machine), else absolute."""
+    relative, absolute = os.path.relpath(path), str(path.resolve())
+    return relative if len(relative) < len(absolute) else absolute
+
+
 def _train(args) -> int:
     from ..distributed import finish, main_process
     from ..study import train_study
@@ -177,7 +184,7 @@ def _train(args) -> int:
         finish()
     if main_process():
         print(result.table())
-        print(f"written: {Path(args.out) / 'metrics.json'}, history.csv and the model weights")
+        print(f"written: {_short(Path(args.out) / 'metrics.json')}, history.csv and the model weights")
     return 0
 
 
