@@ -59,6 +59,7 @@ from .fusion import (
 __all__ = [
     "FAMILIES",
     "STRATEGIES",
+    "taxonomy_table",
     "FusionOutput",
     "ModelDescription",
     "build_model",
@@ -255,6 +256,37 @@ class ModelDescription:
             *([f"  {self.tables}"] if self.tables else []),
             *([f"  encoders:   {self.per_modality}"] if self.per_modality else []),
         ])
+
+
+WHAT_IS_FUSED = {  # per family, in the intermediate-fusion review's terms
+    "unimodal": "nothing: one modality",
+    "input": "the raw inputs x_m (image channels, table values)",
+    "single_level": "the marginal representations h_m, once",
+    "hierarchical": "feature maps f_m^(s) at several encoder depths",
+    "attention": "the marginal representations h_m, weighted per subject",
+    "output": "the per-modality decisions softmax(l_m)",
+}
+
+
+def taxonomy_table(specs: Mapping[str, ModalitySpec] | None = None):
+    """Every registered strategy by family, *where* it fuses, *what* it fuses and *how* (its equation).
+
+    Generated from the registry (a strategy's ``family``, its docstring's equation, and the fusion point a model
+    built on ``specs`` reports; default: the course's MRI, PET and clinical table), so it lists whatever is
+    registered. Returns a pandas DataFrame indexed by strategy name.
+    """
+    import pandas as pd
+
+    specs = dict(specs) if specs is not None else {
+        "mri": ModalitySpec("mri", "image", (1, 32, 32)), "pet": ModalitySpec("pet", "image", (1, 32, 32)),
+        "clinical": ModalitySpec("clinical", "tabular", (5,), ("age", "sex", "education", "mmse", "apoe4"))}
+    rows = {}
+    for name, cls in STRATEGIES.items():
+        modalities = list(specs)[:1] if cls.min_modalities == 1 and cls.family == "unimodal" else None
+        where = cls.fusion_point or describe(build_model(name, specs, num_classes=3, modalities=modalities)).where
+        rows[name] = {"family": cls.family, "where": where, "what": cls.fused or WHAT_IS_FUSED.get(cls.family, ""),
+                      "how": (cls.__doc__ or "").strip().splitlines()[0]}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("strategy")
 
 
 def describe(model: nn.Module) -> ModelDescription:

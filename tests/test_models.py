@@ -278,3 +278,22 @@ def test_every_strategy_builds_for_the_course_cohort():
         with torch.no_grad():
             out = model(ds.select(list(modalities)).batch())
         assert out.logits.shape == (12, ds.num_classes)
+
+
+def test_taxonomy_table_lists_every_registered_strategy_by_where_what_and_how(monkeypatch):
+    from fusion_kit import models
+
+    table = models.taxonomy_table()
+    assert list(table.index) == list(models.STRATEGIES)
+    assert (table[["family", "where", "what", "how"]] != "").all().all()
+    for name, cls in models.STRATEGIES.items():
+        assert table.loc[name, "family"] == cls.family
+        assert table.loc[name, "how"] == cls.__doc__.strip().splitlines()[0]
+    assert "feature maps" in table.loc["film", "what"] and "decisions" in table.loc["average", "what"]
+    assert "stages 0, 1, 2" in table.loc["hierarchical", "where"]  # read from a model built on the course's specs
+
+    class Halves(models.STRATEGIES["concat"]):
+        """z = [h_1 / 2; ...; h_M / 2]"""
+
+    monkeypatch.setitem(models.STRATEGIES, "halves", Halves)
+    assert models.taxonomy_table().loc["halves", "how"] == "z = [h_1 / 2; ...; h_M / 2]"

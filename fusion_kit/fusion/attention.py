@@ -80,6 +80,8 @@ class ChannelAttention(RepresentationFusion):
 class SpatialAttention(FusionModel):
     """F = Σ_i a_i ⊙ F_i,  a(x) = softmax_i(w_i^T F_i(x)) at every location x of the deepest maps;  z = [ReLU(V pool(F)); h_tables]"""
 
+    fused: ClassVar[str] = 'the deepest image feature maps F_i, weighted per location'
+
     family: ClassVar[str] = "attention"
     fusion_point: ClassVar[str] = "the deepest image feature maps, weighted location by location; tables join after"
     fusion_label: ClassVar[str] = "spatial attention\nΣ a_i(x) F_i(x)"
@@ -116,6 +118,8 @@ class SpatialAttention(FusionModel):
 
 class TransformerFusion(RepresentationFusion):
     """z = Transformer([c; W_1 h_1 + e_1; ...; W_M h_M + e_M])_0, absent modality tokens masked out as keys"""
+
+    fused: ClassVar[str] = 'one token per modality, projected from h_m'
 
     family: ClassVar[str] = "attention"
     fusion_point: ClassVar[str] = "after the encoders: self-attention over one token per modality"
@@ -183,6 +187,8 @@ def _grid_after_stages(shape: tuple[int, ...], stages: int) -> tuple[int, ...]:
 
 class CrossAttention(FusionModel):
     """o_i = q_i + Σ_j softmax_j(q_i·k_j/√d) v_j, image patches q attend to table tokens k (or the reverse);  z = [mean o; mean k]"""
+
+    fused: ClassVar[str] = 'image patch tokens and table feature tokens'
 
     family: ClassVar[str] = "attention"
     fusion_label: ClassVar[str] = "cross-attention\nquery → key tokens"
@@ -263,6 +269,8 @@ class CrossAttention(FusionModel):
 
 class ImageCrossAttention(FusionModel):
     """o_i = q_i + Σ_j softmax_j(q_i·k_j/√d) v_j: each image's patch tokens attend to the other images' patches; z = [mean FFN(o); h_tables]"""
+
+    fused: ClassVar[str] = 'patch tokens of the deepest image feature maps'
 
     family: ClassVar[str] = "attention"
     fusion_point: ClassVar[str] = "the deepest image feature maps: every patch of one image attends to the patches of the other"

@@ -72,6 +72,7 @@ class FusionModel(nn.Module):
 
     family: ClassVar[str] = ""
     fusion_point: ClassVar[str] = ""  # where the modalities meet, in words (see ``describe``)
+    fused: ClassVar[str] = ""  # what is fused, where it differs from the family's (``models.taxonomy_table``)
     fusion_label: ClassVar[str] = "fusion"  # short label for the architecture diagram
     layout: ClassVar[str] = "vectors"  # how the diagram is laid out (see ``diagram``)
     min_modalities: ClassVar[int] = 2

@@ -28,6 +28,8 @@ ANY_SUBSET = "after the encoders: one fusion point, over the modalities present"
 class HeMISFusion(RepresentationFusion):
     """z = [mean_{m∈P} h_m ; var_{m∈P} h_m] over the present modalities P (HeMIS, Havaei et al. 2016)"""
 
+    fused: ClassVar[str] = 'the h_m of the modalities present, by their moments'
+
     family: ClassVar[str] = "single_level"
     fusion_point: ClassVar[str] = ANY_SUBSET
     fusion_label: ClassVar[str] = "HeMIS\n[mean; var] over present"
@@ -46,6 +48,8 @@ class HeMISFusion(RepresentationFusion):
 
 class ProductOfExperts(RepresentationFusion):
     """z = [μ; -log T],  T = 1 + Σ_{m∈P} σ_m⁻²,  μ = T⁻¹ Σ_{m∈P} σ_m⁻² μ_m:  N(0, I) Π_{m∈P} N(μ_m, σ_m²) ∝ N(μ, T⁻¹)  (product of experts, Wu and Goodman 2018)"""
+
+    fused: ClassVar[str] = 'Gaussian experts N(mu_m, sigma_m^2) from the h_m present'
 
     # each present modality m is an expert N(μ_m, σ_m²) over a shared latent, μ_m = A_m h_m and log σ_m² = B_m h_m;
     # the prior expert N(0, I) keeps the product defined, and shrinks weak evidence towards 0

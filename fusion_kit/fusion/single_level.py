@@ -179,6 +179,8 @@ class LowRankFusion(RepresentationFusion):
 class FiLMFusion(RepresentationFusion):
     """F' = (1 + γ) ⊙ F^(s) + β,  [γ; β] = W [h_t1; ...], on each image's stage-s feature maps  (FiLM, Perez et al. 2018)"""
 
+    fused: ClassVar[str] = "image feature maps F^(s), modulated by the tables' h_t"
+
     family: ClassVar[str] = "single_level"
     fusion_label: ClassVar[str] = "FiLM\n(1+γ)F + β"
     own_channels: ClassVar[bool] = False  # γ and β are sized for one set of stage channels
