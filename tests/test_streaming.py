@@ -184,3 +184,20 @@ def test_augment_refuses_images_of_different_dimensionality(twins):
     flat = data._copy(specs={**data.specs, "pet": ModalitySpec("pet", "image", (1, 24))})
     with pytest.raises(ValueError, match="must all be 2D"):
         augment(flat)
+
+
+def test_without_a_cache_headers_are_checked_before_training(export, tmp_path):
+    import shutil
+
+    import nibabel as nib
+
+    study = tmp_path / "mixed"
+    shutil.copytree(export.parent, study)
+    victim = sorted((study / "images").glob("*_mri.nii.gz"))[4]
+    nib.save(nib.Nifti1Image(np.zeros((20, 20), dtype=np.float32), np.eye(4)), victim)
+    with pytest.raises(ValueError, match=r"line \d+ \(subject sub-\d+\): mri image has shape \(20, 20\).*image_size="):
+        stream_manifest(study / "participants.csv", cache="none")
+    assert stream_manifest(study / "participants.csv", cache="none", image_size=16).specs["mri"].shape == (1, 16, 16)
+    victim.write_bytes(b"\x00" * 10)
+    with pytest.raises(ValueError, match="could not read the header of mri image"):
+        stream_manifest(study / "participants.csv", cache="none", image_size=16)

@@ -132,10 +132,35 @@ def _wait_for(folder: Path, timeout: float = 3600.0) -> None:
         time.sleep(0.5)
 
 
+def _check_headers(rows: ManifestRows, reader) -> None:
+    """Without a cache nothing reads every image before training; read every NIfTI header instead (cheap), so an
+    unreadable header or, without ``image_size``, a volume of another shape fails now, naming its line."""
+    import nibabel as nib
+
+    for c in rows.image_columns:
+        first = None
+        for row, path in enumerate(rows.paths[c]):
+            if path is None or not path.name.endswith((".nii", ".nii.gz")):
+                continue
+            try:
+                shape = tuple(nib.load(path).shape)
+            except Exception as err:
+                raise ValueError(f"{rows.where(row)}: could not read the header of {c} image {path.name} ({err}); "
+                                 "is it a complete NIfTI file?") from None
+            while len(shape) > 2 and shape[-1] == 1:
+                shape = shape[:-1]
+            if first is None:
+                first = (shape, row)
+            elif shape != first[0] and reader.image_size is None and reader.spacing is None:
+                raise ValueError(f"{rows.where(row)}: {c} image has shape {shape} but {rows.where(first[1])} has "
+                                 f"{first[0]}; pass image_size= to resize them all")
+
+
 def _image_store(rows: ManifestRows, reader, cache: str, settings: Mapping):
     """Each subject's images: from record files written once (on disk, or loaded into memory), or read each time."""
     items = _items(rows)
     if cache == "none":
+        _check_headers(rows, reader)
         return ReadEachTime(items, reader)
     folder = cache_dir() / "streamed" / _cache_key(rows, settings)
     if not folder.is_dir():
@@ -293,7 +318,8 @@ def stream_manifest(
         cache: "disk" (default): each subject's images are read once now, through the pipeline, into
             record files under ``cache_dir()/streamed`` (a changed file or setting gives a new cache), then
             read from there one subject at a time; "memory": the same files, loaded whole into RAM; "none":
-            read from the original files every time (only the first image of each column is read now).
+            read from the original files every time (only the first image of each column is read now,
+            and every NIfTI header: a truncated header, or a shape that differs without ``image_size``, fails now).
 
     Every check that needs no image runs first (columns, ids, labels, table cells, files exist); with a cache,
     every image is then read once, so an unreadable file or a shape mismatch fails here, naming its line and
