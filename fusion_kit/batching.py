@@ -36,7 +36,7 @@ def epoch_batches(n: int, batch_size: int, perm: Tensor) -> list[Tensor]:
 
 def default_workers() -> int:
     """DataLoader workers for streamed data: none on a machine of two cores or fewer (a worker process there
-    competes with training for the cores: a cached 2D epoch took 1.9x as long with one worker as without),
+    competes with training for the cores: a cached 2D epoch took 1.7x as long with one worker as without),
     else half the cores, at most 4."""
     cores = os.cpu_count() or 1
     return 0 if cores <= 2 else min(4, cores // 2)

@@ -122,11 +122,11 @@ class TrainingPanel:
             self.status.value = "No modality selected: tick at least one modality, then press Train."
             return None
         self.button.disabled = True
-        self.result, runs, error = None, [], None
+        self.result, runs, error, seeds = None, [], None, self.seeds()
         try:
             with self.output:  # the progress bar and the figure appear under the controls
                 self.output.clear_output(wait=True)
-                for seed in self.seeds():
+                for seed in seeds:
                     self.status.value = (f"Training <b>{args['strategy']}</b> on {' + '.join(args['modalities'])}"
                                          + (f", seed {seed}" if seed is not None else "") + " ...")
                     try:  # caught here: inside a kernel, Output would swallow it and print a traceback
@@ -145,17 +145,16 @@ class TrainingPanel:
             self.status.value = error
             return None
         self.result = runs[-1]
-        self._remember(args, runs)
+        self._remember(args, runs, [s for s in seeds if s is not None])
         return self.result
 
-    def _remember(self, args: dict, runs: list[PanelResult]) -> None:
+    def _remember(self, args: dict, runs: list[PanelResult], seeds: list[int]) -> None:
         """Add the run to the history; the status line gives the mean and spread when several seeds ran."""
         import numpy as np
 
         scores = [s for s in (_score(r) for r in runs) if s is not None]
         knobs = ", ".join(f"{k}={v}" for k, v in args.items() if k not in ("modalities", "strategy"))
         label = f"{args['strategy']} ({'+'.join(args['modalities'])})" + (f", {knobs}" if knobs else "")
-        seeds = [s for s in self.seeds() if s is not None]
         self.history.append({"run": len(self.history) + 1, "setup": label, "seeds": seeds, "scores": scores})
         self.status.value = self.result.text
         if len(scores) > 1:
