@@ -28,6 +28,7 @@ from .fusion import (
     ChannelStackFusion,
     ConcatFusion,
     CrossAttention,
+    CustomFusion,
     DAFTFusion,
     EvidentialFusion,
     ExchangeFusion,
@@ -54,6 +55,7 @@ from .fusion import (
     TransformerFusion,
     UnimodalModel,
     WeightedVoteFusion,
+    custom_strategy,
 )
 
 __all__ = [
@@ -64,6 +66,7 @@ __all__ = [
     "ModelDescription",
     "build_model",
     "compatible_modalities",
+    "register_fusion",
     "describe",
     "strategy_options",
     "strategies",
@@ -106,6 +109,27 @@ STRATEGIES: dict[str, type[FusionModel]] = {
     "stacking": StackingFusion,
     "evidential": EvidentialFusion,
 }
+
+
+BUILT_IN = frozenset(STRATEGIES)
+
+
+def register_fusion(name: str, fusion_class: type[nn.Module], *, family: str = "single_level") -> str:
+    """Register your own fusion module as strategy ``name``: one call, then ``build_model(name, data)``,
+    ``fit``, ``run``, ``compare`` and ``Setup(name)`` take it like any other strategy.
+
+    ``fusion_class(modalities, dim)`` builds the module; ``module(h, present)`` takes the marginal
+    representations h (B, M, D) and the presence mask (B, M) and returns z (B, F). The course adds one encoder
+    per modality, the table scaling, the imputation of absent h_m and a linear head on z. Registering a name
+    again replaces your earlier class (re-running a cell); the built-in strategies cannot be replaced.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"name the strategy with a short identifier such as 'my_fusion', not {name!r}")
+    if name in BUILT_IN:
+        raise ValueError(f"{name!r} is a built-in strategy; register yours under another name, e.g. 'my_{name}'")
+    family = look_up_option(family, [f for f in FAMILIES if f not in ("unimodal", "input", "missing")], "family")
+    STRATEGIES[name] = custom_strategy(fusion_class, family)
+    return name
 
 
 def strategies(family: str | None = None) -> list[str]:

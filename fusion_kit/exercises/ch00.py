@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 from .feedback import Feedback, not_yet, unsolved
 
-__all__ = ["FAMILIES", "TAXONOMY_QUIZ", "check_taxonomy", "check_tensor_fusion_size", "tensor_fusion_size"]
+__all__ = ["FAMILIES", "TAXONOMY_QUIZ", "check_concat_unit", "check_taxonomy", "check_tensor_fusion_size", "tensor_fusion_size"]
 
 FAMILIES = ("input", "single_level", "hierarchical", "attention", "output")
 
@@ -63,3 +63,28 @@ def check_tensor_fusion_size(answer: int | None, dims: tuple[int, ...] = (32, 32
     if answer == sum(dims):
         return Feedback(False, "That is the size of concatenation; tensor fusion multiplies, it does not add.")
     return Feedback(False, "Not quite: the outer product of vectors of lengths a, b, c has a*b*c entries; each h_m has d_m + 1 entries here.")
+
+
+# ---------------------------------------------------------------- build: concatenation as a module (warm-up)
+def _concat_check():
+    from .build import vector_check, zeroed as _zeroed
+
+    return vector_check(
+        "ConcatUnit",
+        hint="torch.where(present.unsqueeze(-1), h, 0) zeroes the absent rows; .flatten(1) lays the M rows side by side.",
+        reference=lambda module, h, present: _zeroed(h, present).flatten(1),
+        wrong={
+            "Absent modalities pass through: zero their rows first, torch.where(present.unsqueeze(-1), h, 0).":
+                lambda module, h, present: h.flatten(1),
+            "That is a sum (D entries); concatenation keeps every modality's entries side by side (M·D entries).":
+                lambda module, h, present: _zeroed(h, present).sum(1),
+            "That stacks the modalities one under another (B·M rows); lay them side by side: one row per subject.":
+                lambda module, h, present: _zeroed(h, present).reshape(-1, h.shape[-1]),
+        },
+        success="Correct: z = [h_1; ...; h_M] with absent rows at 0, the 'concat' strategy's fusion.",
+    )
+
+
+def check_concat_unit(cls, trained=None) -> Feedback:
+    """Chapter 00 (build, warm-up): ``cls(modalities, dim)``; ``forward(h (B, M, D), present (B, M)) -> (B, M*D)``."""
+    return _concat_check()(cls, trained)

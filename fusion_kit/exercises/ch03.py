@@ -4,7 +4,7 @@ from __future__ import annotations
 from .feedback import Feedback, not_yet, unsolved
 from .ch00 import tensor_fusion_size
 
-__all__ = ["check_mean_fusion", "check_tensor_head_weights"]
+__all__ = ["check_gated_unit", "check_mean_fusion", "check_tensor_head_weights"]
 
 def check_mean_fusion(fn) -> Feedback:
     """Chapter 03: ``fn(h (B, M, D), present (B, M)) -> (B, D)``, the mean over present modalities."""
@@ -45,3 +45,60 @@ def check_tensor_head_weights(answer: int | None, dims: tuple[int, ...] = (32, 3
     if answer == tensor_fusion_size(*dims):
         return Feedback(False, "That is the length of z; the head has one weight per entry of z *per class*.")
     return Feedback(False, "The head is a (classes x len(z)) matrix, and len(z) = prod(d_m + 1).")
+
+
+# ---------------------------------------------------------------- build: a gated multimodal unit (core)
+def _gmu_parts(module, h, present, *, zero_first: bool = True):
+    """tanh(V_m h_m) (B, M, D') and the gate scores W_g [h_1; ...; h_M] (B, M, D') with the learner's weights."""
+    import torch
+
+    from .build import zeroed
+
+    x = zeroed(h, present) if zero_first else h
+    v = torch.stack([torch.tanh(V(x[:, j])) for j, V in enumerate(module.values)], 1)
+    return v, module.gate(x.flatten(1)).view(len(h), len(module.values), -1)
+
+
+def _gmu(module, h, present, gates):
+    v, scores = _gmu_parts(module, h, present)
+    return (gates(scores, present.unsqueeze(-1)) * v).sum(1)
+
+
+def _gmu_check():
+    import torch
+
+    from ..fusion import masked_softmax
+    from .build import vector_check
+
+    def unmasked_gate_input(module, h, present):
+        v, scores = _gmu_parts(module, h, present, zero_first=False)
+        return (masked_softmax(scores, present.unsqueeze(-1), dim=1) * v).sum(1)
+
+    return vector_check(
+        "GatedUnit",
+        hint="v = tanh(V_m h_m) for each m; scores = gate([h_1; ...; h_M]).view(B, M, -1); g = softmax over dim 1 "
+             "with absent modalities masked out (your masked softmax, or fusion_kit.fusion.masked_softmax); z = (g * v).sum(1).",
+        reference=lambda module, h, present: _gmu(module, h, present, lambda s, p: masked_softmax(s, p, dim=1)),
+        wrong={
+            "Absent modalities still get gate weight: mask their scores before the softmax over modalities (dim 1).":
+                lambda module, h, present: _gmu(module, h, present, lambda s, p: s.softmax(1)),
+            "Close: you zeroed absent gates after the softmax, so the present gates no longer sum to 1; mask first.":
+                lambda module, h, present: _gmu(module, h, present, lambda s, p: torch.where(p, s.softmax(1), 0.0)),
+            "Sigmoid gates open each modality on its own; here the gates compete: a softmax over the present "
+            "modalities, so they sum to 1 in every feature.":
+                lambda module, h, present: _gmu(module, h, present, lambda s, p: torch.where(p, s.sigmoid(), 0.0)),
+            "The softmax runs over the modalities (dim 1), not over the features (dim -1).":
+                lambda module, h, present: _gmu(module, h, present,
+                                                lambda s, p: torch.where(p, masked_softmax(s, p.expand_as(s), dim=-1), 0.0)),
+            "The gate reads [h_1; ...; h_M] including absent rows: zero them before the gate, or their content "
+            "steers the gates.": unmasked_gate_input,
+        },
+        success="Correct: every feature of z is a mix of the present modalities, in proportions the subject's own "
+                "data set, the 'gmu' strategy's fusion.",
+    )
+
+
+def check_gated_unit(cls, trained=None) -> Feedback:
+    """Chapter 03 (build, core): a gated multimodal unit ``cls(modalities, dim)`` with ``values`` (V_m) and
+    ``gate`` (W_g); ``forward(h (B, M, D), present (B, M)) -> (B, D)``. ``trained``: its ``run`` result."""
+    return _gmu_check()(cls, trained)

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 from .feedback import Feedback, not_yet, unsolved
 
-__all__ = ["ATTENTION_QUIZ", "check_attention_quiz", "check_attention_shift", "check_masked_softmax", "largest_shift"]
+__all__ = ["ATTENTION_QUIZ", "check_attention_pool", "check_attention_quiz", "check_attention_shift", "check_masked_softmax", "largest_shift"]
 
 
 def check_masked_softmax(fn) -> Feedback:
@@ -103,3 +103,42 @@ def check_attention_quiz(answers: Mapping[str, bool] | None) -> Feedback:
     if not wrong:
         return Feedback(True, "Correct: attention weights tell you how a model mixes its inputs, not why it decides; check them against ablations.")
     return Feedback(False, f"{len(wrong)} to revisit. '{wrong[0]}' {_QUIZ_HINTS[wrong[0]]}")
+
+
+# ---------------------------------------------------------------- build: attention over modalities (core)
+def _pooled(module, h, present, weights):
+    scores = module.score(h).squeeze(-1)  # (B, M): v^T tanh(W h_m)
+    return (weights(scores, present).unsqueeze(-1) * h).sum(1)
+
+
+def _attention_pool_check():
+    import torch
+
+    from ..fusion import masked_softmax
+    from .build import vector_check
+
+    return vector_check(
+        "AttentionPool",
+        hint="scores = self.score(h).squeeze(-1) gives (B, M); alpha = a softmax over dim 1 with absent modalities "
+             "masked (exercise 1); z = (alpha.unsqueeze(-1) * h).sum(1).",
+        reference=lambda module, h, present: _pooled(module, h, present, lambda s, p: masked_softmax(s, p, dim=1)),
+        wrong={
+            "A plain softmax gives absent modalities weight: mask their scores before the softmax (exercise 1).":
+                lambda module, h, present: _pooled(module, h, present, lambda s, p: s.softmax(1)),
+            "Close: you zeroed absent weights after the softmax, so the present ones no longer sum to 1; mask first.":
+                lambda module, h, present: _pooled(module, h, present, lambda s, p: torch.where(p, s.softmax(1), 0.0)),
+            "The softmax runs over the subjects of the batch (dim 0); it must run over each subject's modalities (dim 1).":
+                lambda module, h, present: _pooled(module, h, present,
+                                                   lambda s, p: torch.where(p, masked_softmax(s, p, dim=0), 0.0)),
+            "That is the weights alpha (B, M); return the weighted sum z = sum_m alpha_m h_m (B, D).":
+                lambda module, h, present: masked_softmax(module.score(h).squeeze(-1), present, dim=1),
+        },
+        success="Correct: z = sum_m alpha_m h_m with weights the subject's own representations set and absent "
+                "modalities at exactly 0, the 'modality_attention' strategy's fusion.",
+    )
+
+
+def check_attention_pool(cls, trained=None) -> Feedback:
+    """Chapter 05 (build, core): attention pooling ``cls(modalities, dim)`` with a ``score`` network
+    (h_m -> one score); ``forward(h (B, M, D), present (B, M)) -> (B, D)``. ``trained``: its ``run`` result."""
+    return _attention_pool_check()(cls, trained)

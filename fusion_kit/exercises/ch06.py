@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .feedback import Feedback, not_yet, unsolved
 
-__all__ = ["VOTE_EXAMPLE", "check_dempster", "check_weighted_vote", "dempster_rule", "weighted_vote_shares"]
+__all__ = ["VOTE_EXAMPLE", "check_dempster", "check_vote_module", "check_weighted_vote", "dempster_rule", "weighted_vote_shares"]
 
 # Three unimodal classifiers on one subject: their probabilities over (CN, MCI, AD), and each
 # classifier's weight (its balanced accuracy on the training set).
@@ -105,3 +105,59 @@ def check_dempster(fn) -> Feedback:
     if not torch.allclose(b[2], b1[2], atol=1e-6):
         return Feedback(False, "Combining with a vacuous opinion (row 3: the second opinion has b = 0, u = 1) must return the first opinion unchanged.")
     return Feedback(False, "b and u sum to 1 but do not match Dempster's rule; check the conflict term on the second row, where MRI says AD and PET says CN.")
+
+
+# ---------------------------------------------------------------- build: a learned vote as a module (core)
+def _vote_inputs(num_modalities: int = 3, classes: int = 3):
+    import torch
+
+    from .build import every_subset
+
+    present = every_subset(num_modalities)
+    g = torch.Generator().manual_seed(2)
+    return 2.0 * torch.randn(len(present), num_modalities, classes, generator=g), present
+
+
+def _vote(module, logits, present, *, renormalise: bool = True, of: str = "probabilities"):
+    import torch
+
+    from ..fusion import masked_softmax
+
+    scores = module.a.expand(len(logits), -1)  # (B, M)
+    w = masked_softmax(scores, present, dim=1) if renormalise else torch.where(present, scores.softmax(1), 0.0)
+    w = w.unsqueeze(-1)
+    if of == "logits":
+        return (w * torch.where(present.unsqueeze(-1), logits, 0.0)).sum(1)
+    p = (w * torch.where(present.unsqueeze(-1), logits.softmax(-1), 0.0)).sum(1)
+    return p if of == "p" else torch.log(p)
+
+
+def _vote_check():
+    from .build import BuildCheck, jittered
+
+    return BuildCheck(
+        name="LearnedVote",
+        hint="w = softmax of self.a over the present modalities (mask, then softmax over dim 1); p = sum_m w_m "
+             "softmax(logits_m); return torch.log(p).",
+        build=lambda cls: jittered(cls(("mri", "pet", "clinical"), 3)),
+        inputs=_vote_inputs,
+        reference=_vote,
+        absent=lambda inputs: (0, ~inputs[1].unsqueeze(-1)),
+        wrong={
+            "You weighted the logits; output fusion combines the modalities' probabilities softmax(l_m), then takes "
+            "the log.": lambda module, *inputs: _vote(module, *inputs, of="logits"),
+            "Those are the probabilities p; return log p, which fit's cross-entropy reads as logits.":
+                lambda module, *inputs: _vote(module, *inputs, of="p"),
+            "The weights of the present modalities must sum to 1: softmax over the present ones only (mask before "
+            "the softmax), or a subject missing PET gets probabilities that sum to less than 1.":
+                lambda module, *inputs: _vote(module, *inputs, renormalise=False),
+        },
+        success="Correct: one learned weight per modality, shared by every subject, renormalised over the modalities "
+                "each subject has: the 'learned_weights' strategy's rule.",
+    )
+
+
+def check_vote_module(cls) -> Feedback:
+    """Chapter 06 (build, core): ``cls(modalities, num_classes)`` with one learned score ``a`` (M,) per
+    modality; ``forward(logits (B, M, K), present (B, M)) -> (B, K)`` log-probabilities."""
+    return _vote_check()(cls)

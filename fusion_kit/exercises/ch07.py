@@ -8,6 +8,8 @@ import numpy as np
 from .feedback import Feedback, not_yet, unsolved
 
 __all__ = [
+    "check_expert_product",
+    "check_moments_unit",
     "check_beats_floor",
     "check_complete_share",
     "check_mask_only_score",
@@ -105,3 +107,86 @@ def check_beats_floor(answer: Iterable[str] | None, curves: Mapping[str, np.ndar
         name = sorted(extra)[0]
         return Feedback(False, f"{name} ends at {float(np.asarray(curves[name])[-1]):.3f}, not above the floor {floor:.3f}.")
     return Feedback(False, f"{len(lacking)} more strateg{'y' if len(lacking) == 1 else 'ies'} end above the floor {floor:.3f}; check every curve.")
+
+
+# ---------------------------------------------------------------- build: fusion for any subset (core, stretch)
+def _moments(h, present, *, over_all: bool = False, unbiased: bool = False):
+    import torch
+
+    from .build import zeroed
+
+    keep = present.unsqueeze(-1)
+    count = torch.full((len(h), 1, 1), float(h.shape[1])) if over_all else keep.sum(1, keepdim=True).to(h.dtype)
+    mean = zeroed(h, present).sum(1, keepdim=True) / count
+    spread = zeroed((h - mean) ** 2, present) if not over_all else (zeroed(h, present) - mean) ** 2
+    var = spread.sum(1, keepdim=True) / (count - 1 if unbiased else count)
+    return torch.cat([mean.squeeze(1), var.squeeze(1)], 1)
+
+
+def _moments_check():
+    from .build import vector_check
+
+    return vector_check(
+        "MomentsUnit",
+        hint="n = present.sum(1, keepdim=True) per subject; mean = sum of the present h_m / n; var = sum of the present "
+             "(h_m - mean)^2 / n; return torch.cat([mean, var], 1).",
+        reference=lambda module, h, present: _moments(h, present),
+        wrong={
+            "You divided by M, the number of modalities; divide by the number *present* for each subject "
+            "(present.sum(1)), or a subject with one modality gets a third of its mean.":
+                lambda module, h, present: _moments(h, present, over_all=True),
+            "That is the unbiased variance (divide by n - 1): with a single modality present it divides by 0; "
+            "HeMIS uses the plain variance over the present modalities (0 with one).":
+                lambda module, h, present: _moments(h, present, unbiased=True),
+        },
+        success="Correct: z has the same size for any subset, and a subject with one modality gets its h_m and a "
+                "variance of 0, the 'hemis' strategy's fusion.",
+    )
+
+
+def check_moments_unit(cls, trained=None) -> Feedback:
+    """Chapter 07 (build, core): HeMIS moments ``cls(modalities, dim)``, no parameters;
+    ``forward(h (B, M, D), present (B, M)) -> (B, 2D)``, [mean; variance] over the present modalities."""
+    return _moments_check()(cls, trained)
+
+
+def _experts(module, h, present, *, prior: float = 1.0, weighted: bool = True, sign: float = -1.0):
+    import torch
+
+    stats = torch.stack([expert(h[:, j]) for j, expert in enumerate(module.experts)], 1)  # (B, M, 2d)
+    mu, log_var = stats.chunk(2, dim=-1)
+    keep = present.unsqueeze(-1)
+    precision = torch.where(keep, torch.exp(sign * log_var), torch.zeros_like(log_var))
+    if not weighted:
+        precision = keep.to(mu.dtype).expand_as(mu)
+    total = prior + precision.sum(1)
+    mean = torch.where(keep, precision * mu, torch.zeros_like(mu)).sum(1) / total
+    return torch.cat([mean, -torch.log(total)], 1)
+
+
+def _experts_check():
+    from .build import vector_check
+
+    return vector_check(
+        "ExpertProduct",
+        hint="[mu_m; log var_m] = self.experts[m](h_m), split with .chunk(2, -1); precision = exp(-log var_m), 0 where "
+             "absent; T = 1 + sum of precisions; mu = sum(precision * mu_m) / T; return torch.cat([mu, -log T], 1).",
+        reference=lambda module, h, present: _experts(module, h, present),
+        wrong={
+            "The prior expert N(0, I) is missing: its precision 1 starts the total, T = 1 + sum_m 1/var_m. Without "
+            "it a subject's z has no defined value when no expert is sure, and weak evidence is not shrunk to 0.":
+                lambda module, h, present: _experts(module, h, present, prior=0.0),
+            "The precision is 1/var = exp(-log var), not exp(log var): a sure expert (small variance) must weigh more.":
+                lambda module, h, present: _experts(module, h, present, sign=1.0),
+            "That averages the experts' means with equal weights; a product of Gaussians weights each mean by its "
+            "precision 1/var_m.": lambda module, h, present: _experts(module, h, present, weighted=False),
+        },
+        success="Correct: each present expert votes with its precision, the prior keeps any subset defined, the "
+                "'poe' strategy's fusion.",
+    )
+
+
+def check_expert_product(cls, trained=None) -> Feedback:
+    """Chapter 07 (build, stretch): a product of Gaussian experts ``cls(modalities, dim)`` with one linear
+    ``experts[m]`` (D -> 2D) per modality; ``forward(h (B, M, D), present (B, M)) -> (B, 2D)``."""
+    return _experts_check()(cls, trained)

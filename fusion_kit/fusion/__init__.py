@@ -7,6 +7,7 @@
 - ``output``: one classifier per modality, decisions combined (voting, stacking, Dempster-Shafer).
 - ``masking``: modality dropout, imputation and masked attention, tools every family uses.
 - ``missing``: methods for incomplete data that combine whole models (complete cases with a fallback).
+- ``custom``: a fusion module of your own around the course's encoders and head (``models.register_fusion``).
 
 ``fusion_kit.models`` holds the registry; build models with ``build_model(name, data)``.
 
@@ -21,6 +22,7 @@ from .attention import (
     SpatialAttention,
     TransformerFusion,
 )
+from .custom import CustomFusion, custom_strategy, fused_size
 from .base import FusionModel, FusionOutput, ModelConfig, RepresentationFusion, UnimodalModel, logits_of
 from .hierarchical import ExchangeFusion, HierarchicalFusion
 from .input import ChannelStackFusion, TabularChannelsFusion
@@ -48,6 +50,9 @@ from .single_level import (
 )
 
 __all__ = [
+    "CustomFusion",
+    "custom_strategy",
+    "fused_size",
     "AverageFusion",
     "ChannelAttention",
     "ChannelStackFusion",
