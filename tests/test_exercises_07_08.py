@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from fusion_kit import exercises
 from fusion_kit.data import split_dataset
@@ -54,10 +55,41 @@ def test_clear_winners():
     assert "Not yet solved" in repr(exercises.check_clear_winners(..., stats))
 
 
+class MeanAndMax(torch.nn.Module):
+    """z = [mean_{m∈P} h_m; max_{m∈P} h_m], a projection first: a learner's own design"""
+
+    def __init__(self, modalities, dim):
+        super().__init__()
+        self.project = torch.nn.Linear(dim, dim)
+
+    def forward(self, h, present):
+        keep = present.unsqueeze(-1)
+        u = torch.relu(self.project(h))
+        mean = torch.where(keep, u, 0.0).sum(1) / keep.sum(1)
+        return torch.cat([mean, torch.where(keep, u, -1e4).amax(1)], 1)
+
+
+class MeanOverAll(MeanAndMax):
+    def forward(self, h, present):
+        return torch.relu(self.project(h)).mean(1)  # absent content passes
+
+
+class Crashing(MeanAndMax):
+    def forward(self, h, present):
+        return self.project(h.flatten(1))
+
+
 @pytest.fixture(scope="module")
 def bench():
+    from fusion_kit.models import STRATEGIES, register_fusion
+
+    register_fusion("test_capstone", MeanAndMax)
+    register_fusion("test_capstone_leak", MeanOverAll)
+    register_fusion("test_capstone_crash", Crashing)
     splits = split_dataset(make_toy_dataset(180), seed=0)
-    return splits, compare(splits, [Setup("unimodal", ("mri",), SMALL), Setup("concat", (), SMALL)], epochs=3, progress=False)
+    yield splits, compare(splits, [Setup("unimodal", ("mri",), SMALL), Setup("concat", (), SMALL)], epochs=3, progress=False)
+    for name in ("test_capstone", "test_capstone_leak", "test_capstone_crash"):
+        STRATEGIES.pop(name)
 
 
 def test_capstone_rejections(bench, tmp_path):
@@ -65,17 +97,23 @@ def test_capstone_rejections(bench, tmp_path):
     args = (splits, benchmark, tmp_path)
     assert "Not yet solved" in repr(exercises.check_capstone(..., *args))
     assert "Give a fusion_kit.experiment.Setup" in repr(exercises.check_capstone("gmu", *args))
-    assert "Give your entry a name" in repr(exercises.check_capstone(Setup("gmu", (), SMALL), *args))
-    assert "already a row" in repr(exercises.check_capstone(Setup("gmu", (), SMALL, name="concat (mri+clinical)"), *args))
-    bad = exercises.check_capstone(Setup("gmu", (), {**SMALL, "modality_dropout": 1.5}, name="mine"), *args)
+    built_in = exercises.check_capstone(Setup("gmu", (), SMALL, name="mine"), *args)
+    assert "not a module of your own" in repr(built_in) and "register_fusion" in repr(built_in)
+    assert "Give your entry a name" in repr(exercises.check_capstone(Setup("test_capstone", (), SMALL), *args))
+    named_twice = Setup("test_capstone", (), SMALL, name="concat (mri+clinical)")
+    assert "already a row" in repr(exercises.check_capstone(named_twice, *args))
+    leak = exercises.check_capstone(Setup("test_capstone_leak", (), SMALL, name="mine"), *args)
+    assert "absent modality holds changed the output" in repr(leak)
+    crash = exercises.check_capstone(Setup("test_capstone_crash", (), SMALL, name="mine"), *args)
+    assert "Crashing.forward raised RuntimeError" in repr(crash)
+    bad = exercises.check_capstone(Setup("test_capstone", (), {**SMALL, "modality_dropout": 1.5}, name="mine"), *args)
     assert "does not build yet" in repr(bad) and "modality_dropout" in repr(bad)
-    assert "does not build yet" in repr(exercises.check_capstone(Setup("gmu", (), {"rnak": 2}, name="mine"), *args))
     assert not list(tmp_path.iterdir())  # nothing written for a setup that does not build
 
 
 def test_capstone_solution(bench, tmp_path):
     splits, benchmark = bench
-    setup = Setup("concat", (), {**SMALL, "modality_dropout": 0.1, "impute": "learned"}, name="my fusion")
+    setup = Setup("test_capstone", (), {**SMALL, "modality_dropout": 0.1}, name="my fusion")
     feedback = exercises.check_capstone(setup, splits, benchmark, tmp_path / "results", epochs=4, seeds=(0, 1), patience=3)
     assert feedback, repr(feedback)
     assert "Entered: my fusion" in repr(feedback) and "rank" in repr(feedback)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from .feedback import Feedback, not_yet, unsolved
 
-__all__ = ["BuildCheck", "every_subset", "jittered", "probe_vectors", "vector_check", "zeroed"]
+__all__ = ["BuildCheck", "every_subset", "module_properties", "jittered", "probe_vectors", "vector_check", "zeroed"]
 
 MODALITIES = ("mri", "pet", "clinical")
 
@@ -60,7 +60,7 @@ class BuildCheck:
     hint: str  # for an unsolved answer
     build: Callable
     inputs: Callable[[], tuple]
-    reference: Callable
+    reference: Callable | None  # None: any output of shape (B, F) passes the comparison (a module of your design)
     absent: Callable[[tuple], tuple]
     wrong: Mapping[str, Callable] = field(default_factory=dict)
     success: str = "Correct."
@@ -113,6 +113,13 @@ class BuildCheck:
         def same(a, b) -> bool:
             return a.shape == b.shape and torch.allclose(a.detach(), b, atol=self.atol, equal_nan=True)
 
+        if self.reference is None:
+            if out.ndim != 2 or len(out) != len(inputs[0]):
+                return Feedback(False, f"forward must return z of shape (B, F), one row per subject; got {_described(out)}.")
+            if not torch.isfinite(out).all():
+                return Feedback(False, "The output contains NaN or inf for some subsets of modalities (one alone "
+                                       "included): look for a division by a count that can be 0.")
+            return None
         with torch.no_grad():
             expected = self.reference(module, *inputs)
             if same(out, expected):
@@ -195,7 +202,7 @@ def zeroed(h, present):
     return torch.where(present.unsqueeze(-1), h, torch.zeros_like(h))
 
 
-def vector_check(name: str, hint: str, reference: Callable, wrong: Mapping[str, Callable], success: str,
+def vector_check(name: str, hint: str, reference: Callable | None, wrong: Mapping[str, Callable], success: str,
                  dim: int = 8, modalities: Sequence[str] = MODALITIES) -> BuildCheck:
     """A build check for a fusion module of ``models.register_fusion``'s form: ``cls(modalities, dim)``, called
     on h (B, M, D) and present (B, M)."""
@@ -205,3 +212,11 @@ def vector_check(name: str, hint: str, reference: Callable, wrong: Mapping[str, 
         reference=reference, wrong=wrong, success=success,
         absent=lambda inputs: (0, ~inputs[1].unsqueeze(-1)),
     )
+
+
+def module_properties(cls, modalities: Sequence[str] = MODALITIES) -> Feedback:
+    """A fusion module of the learner's own design (``register_fusion``'s form): it builds, returns z (B, F) for
+    every subset of the modalities, never lets absent content through, and passes gradients to every parameter."""
+    return vector_check(getattr(cls, "__name__", "your module"), "write forward(h, present) -> z (B, F).", None, {},
+                        "Your module returns z (B, F) for every subset, ignores absent content and trains.",
+                        modalities=modalities)(cls)

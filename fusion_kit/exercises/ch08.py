@@ -43,9 +43,11 @@ def _shown(path: Path) -> str:
 
 def check_capstone(setup, splits, benchmark, results_dir, *, seeds=(0,), epochs: int = 30, device: str = "auto",
                    name: str = "capstone", chance_margin: float = 0.1, **fit_kwargs) -> Feedback:
-    """Chapter 08: build, train and enter your strategy in the capstone table.
+    """Chapter 08: build, train and enter your own fusion module in the capstone table.
 
-    Trains ``setup`` with the benchmark's seeds and budget (``fit_kwargs`` such as ``patience`` go to
+    ``setup`` names a strategy registered with ``models.register_fusion``; its module must return z (B, F)
+    for every subset of the modalities, never pass absent content, and give every parameter a gradient.
+    Then the check trains ``setup`` with the benchmark's seeds and budget (``fit_kwargs`` such as ``patience`` go to
     ``fit``), adds it to the benchmark's table, writes
     ``name.csv`` and ``name.md`` to ``results_dir``, and checks that it beats chance by
     ``chance_margin`` and appears in the written table. On success the feedback carries ``.table``.
@@ -55,12 +57,25 @@ def check_capstone(setup, splits, benchmark, results_dir, *, seeds=(0,), epochs:
     from ..models import build_model
 
     if unsolved(setup):
-        return not_yet("compose a Setup, e.g. Setup('gmu', options={'modality_dropout': 0.1}, name='my fusion').")
+        return not_yet("write a fusion module, register_fusion('capstone', YourModule), then "
+                       "Setup('capstone', name='my fusion').")
     if not isinstance(setup, Setup):
         return Feedback(False, f"Give a fusion_kit.experiment.Setup, not a {type(setup).__name__}: "
                                "Setup(strategy, modalities, options, name).")
+    from ..fusion import CustomFusion
+    from ..models import STRATEGIES
+    from .build import module_properties
+
+    strategy = STRATEGIES.get(setup.strategy)
+    if strategy is None or not issubclass(strategy, CustomFusion):
+        return Feedback(False, f"{setup.strategy!r} is not a module of your own: write a class "
+                               "(modalities, dim) -> forward(h, present), register_fusion('capstone', YourClass), "
+                               "then Setup('capstone', ...).")
     if not setup.name:
         return Feedback(False, "Give your entry a name (Setup(..., name='...')) so it stands out in the table.")
+    properties = module_properties(strategy.fusion_class, tuple(setup.modalities) or tuple(splits.train.modalities))
+    if not properties:
+        return properties
     existing = set(benchmark.table().index)
     if setup.name in existing:
         return Feedback(False, f"{setup.name!r} is already a row of the benchmark; choose a new name.")
