@@ -1,4 +1,5 @@
 from fusion_kit import exercises
+import numpy as np
 
 
 def test_taxonomy_quiz_solution_and_hints():
@@ -49,8 +50,6 @@ def test_chapter_03_checks():
     )
     assert "raised ZeroDivisionError" in repr(exercises.check_mean_fusion(lambda h, p: 1 / 0))
     assert "Not yet solved" in repr(exercises.check_mean_fusion(lambda h, p: None))
-    assert exercises.check_tensor_head_weights(33**3 * 3)
-    assert "per class" in repr(exercises.check_tensor_head_weights(33**3))
 
 
 def test_chapter_04_checks(toy):
@@ -60,3 +59,56 @@ def test_chapter_04_checks(toy):
     assert exercises.check_two_fusion_points(build_model("hierarchical", images, depths=(1, 2), channels=(4, 8, 8)))
     assert "asks for two" in repr(exercises.check_two_fusion_points(build_model("hierarchical", images, depths=(2,), channels=(4, 8, 8))))
     assert exercises.check_own_stages(1) and not exercises.check_own_stages(0)
+
+
+class _Seeds:
+    """A comparison's per-seed scores, as Comparison.scores gives them."""
+
+    def __init__(self, **scores):
+        self._scores = {label.replace("_", " "): np.array(v) for label, v in scores.items()}
+
+    def scores(self, label):
+        return self._scores[label]
+
+
+def test_seed_lead_is_judged_against_the_learners_own_seeds():
+    clear = _Seeds(a=[0.70, 0.72, 0.71], b=[0.60, 0.61, 0.62])
+    noisy = _Seeds(a=[0.70, 0.60, 0.66], b=[0.62, 0.66, 0.64])
+    check = exercises.check_seed_lead
+    assert "Not yet solved" in repr(check(..., "ahead", clear, "a", "b"))
+    assert check(0.1, "ahead", clear, "a", "b")
+    assert "reversed" in repr(check(-0.1, "ahead", clear, "a", "b"))
+    assert "pair the seeds" in repr(check(0.3, "ahead", clear, "a", "b"))
+    assert "look at its sign" in repr(check(0.1, "behind", clear, "a", "b"))
+    mean = float(np.mean(np.array([0.70, 0.60, 0.66]) - np.array([0.62, 0.66, 0.64])))
+    assert check(mean, "noise", noisy, "a", "b")
+    wrong = check(mean, "ahead", noisy, "a", "b")
+    assert not wrong and "scatter explains it" in repr(wrong)
+    assert "one of" in repr(check(mean, "maybe", noisy, "a", "b"))
+
+
+def test_every_chapter_teaches_by_doing_and_asks_what_was_learned():
+    """Each chapter: a build or experiment exercise, every exercise graded with a time, a "What you learned"
+    section whose answers only the solutions hold; the course: at least 8 build exercises."""
+    import re
+
+    import nbformat
+
+    from fusion_kit.course import delivery
+    from fusion_kit.course.runner import chapter_paths
+
+    builds = 0
+    for path in chapter_paths():
+        nb = nbformat.read(path, as_version=4)
+        text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+        titles = re.findall(r"\*\*\d+\. [^*]+\*\* \*\(([^)]*)\)\*", text)
+        assert titles and len(titles) == len(re.findall(r"\*\*\d+\. [^*]+\*\*", text)), path.name
+        assert all(re.search(r"(warm-up|core|stretch) · \d+ minutes", t) for t in titles), (path.name, titles)
+        assert any(t.startswith(("build", "experiment")) for t in titles), path.name
+        builds += sum(t.startswith("build") for t in titles)
+        assert "### What you learned" in text, path.name
+        answers = [c for c in nb.cells if delivery.is_solution(c) and c.cell_type == "markdown" and "Answers" in c.source]
+        assert answers, path.name
+        student = delivery.student_notebook(nb)
+        assert not any("Answers to" in c.source for c in student.cells if c.cell_type == "markdown"), path.name
+    assert builds >= 8

@@ -6,7 +6,7 @@ chapters with this environment's kernel); ``fusion-kit book | student | lab`` ca
 
 Nothing here executes a chapter unless asked: the book shows the outputs stored in
 ``chapters/``, and student copies keep every output except those of the exercises.
-A solution is a code cell tagged ``solution``; an exercise is a code cell tagged
+A solution is a cell tagged ``solution`` (code, or the Markdown answers to a chapter's questions); an exercise is a code cell tagged
 ``exercise`` or one that calls a check of ``fusion_kit.exercises`` (``exercises.check_masked_softmax(...)``).
 """
 from __future__ import annotations
@@ -52,8 +52,9 @@ def _tags(cell) -> list[str]:
 
 
 def is_solution(cell) -> bool:
-    """A reference solution: a code cell tagged ``solution``."""
-    return cell.get("cell_type") == "code" and SOLUTION_TAG in _tags(cell)
+    """A reference solution: a code cell tagged ``solution``, or a Markdown cell so tagged (the answers to a
+    chapter's questions)."""
+    return cell.get("cell_type") in ("code", "markdown") and SOLUTION_TAG in _tags(cell)
 
 
 def is_exercise(cell) -> bool:

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from .feedback import Feedback, not_yet, unsolved
-from .ch00 import tensor_fusion_size
 
-__all__ = ["check_gated_unit", "check_mean_fusion", "check_tensor_head_weights"]
+__all__ = ["check_gated_unit", "check_mean_fusion"]
 
 def check_mean_fusion(fn) -> Feedback:
     """Chapter 03: ``fn(h (B, M, D), present (B, M)) -> (B, D)``, the mean over present modalities."""
@@ -33,18 +32,6 @@ def check_mean_fusion(fn) -> Feedback:
     if torch.allclose(out, expected, atol=1e-5):
         return Feedback(True, "Correct: absent modalities neither count nor leak. fusion_kit.fusion.masked_mean does the same.")
     return Feedback(False, "Not equal to the mean of the present rows; check one subject by hand.")
-
-
-def check_tensor_head_weights(answer: int | None, dims: tuple[int, ...] = (32, 32, 32), classes: int = 3) -> Feedback:
-    """Chapter 03: weights of the linear head on a tensor-fusion vector."""
-    if unsolved(answer):
-        return not_yet("the head maps the tensor-fusion vector (length prod(d_m + 1)) to the classes.")
-    expected = tensor_fusion_size(*dims) * classes
-    if answer == expected:
-        return Feedback(True, f"Correct: {tensor_fusion_size(*dims):,} inputs x {classes} classes = {expected:,} weights.")
-    if answer == tensor_fusion_size(*dims):
-        return Feedback(False, "That is the length of z; the head has one weight per entry of z *per class*.")
-    return Feedback(False, "The head is a (classes x len(z)) matrix, and len(z) = prod(d_m + 1).")
 
 
 # ---------------------------------------------------------------- build: a gated multimodal unit (core)

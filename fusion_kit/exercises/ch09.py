@@ -1,10 +1,9 @@
 """Exercise checks for chapter 09 (from the course to your study)."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from .ch01 import paired_difference, paired_verdict
 from .feedback import Feedback, not_yet, unsolved
 
 __all__ = ["augmentation_verdict", "check_augmentation_verdict", "check_subjects_per_step", "paired_fold_difference"]
@@ -30,22 +29,18 @@ def check_subjects_per_step(answer, processes: int = 4, batch_size: int = 16) ->
     return Feedback(False, "Not quite: count the subjects of every process's batch that one averaged step has seen.")
 
 
+def _fold_scores(run) -> np.ndarray:
+    return np.array([f["balanced_accuracy"] for f in run.folds])
+
+
 def paired_fold_difference(with_augmentation, without) -> tuple[float, float]:
     """Mean and standard error of the per-fold difference in balanced accuracy (same folds, same seeds)."""
-    a = np.array([f["balanced_accuracy"] for f in with_augmentation.folds])
-    b = np.array([f["balanced_accuracy"] for f in without.folds])
-    if len(a) != len(b) or len(a) < 2:
-        raise ValueError("compare two runs over the same folds (at least 2)")
-    d = a - b
-    return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
+    return paired_difference(_fold_scores(with_augmentation), _fold_scores(without))
 
 
 def augmentation_verdict(with_augmentation, without) -> str:
     """"helps" / "hurts" when the mean paired difference is more than two standard errors from 0, else "noise"."""
-    mean, se = paired_fold_difference(with_augmentation, without)
-    if abs(mean) <= 2 * se or abs(mean) < 1e-9:
-        return "noise"
-    return "helps" if mean > 0 else "hurts"
+    return paired_verdict(_fold_scores(with_augmentation), _fold_scores(without), VERDICTS)
 
 
 def check_augmentation_verdict(difference, verdict, with_augmentation, without) -> Feedback:
