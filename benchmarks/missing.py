@@ -45,8 +45,8 @@ from fusion_kit.viz import plot_robustness  # noqa: E402
 from results import machine, protocol_arguments, raw_runs, update_section  # noqa: E402
 
 FLOOR = "floor (MRI + clinical)"
-NEW = ("hemis", "product of experts", "distillation")
-ROBUST = ("zero-fill", "modality dropout", "hemis", "product of experts")  # the mismatch question
+NEW = ("hemis", "product of experts", "shared-specific", "distillation")
+ROBUST = ("zero-fill", "modality dropout", "hemis", "product of experts", "shared-specific")  # the mismatch question
 MECHANISM_NAMES = {"mcar": "completely at random", "mar": "at random given age", "severity": "by severity"}
 
 

@@ -400,6 +400,8 @@ MISSING_STRATEGIES: dict[str, str] = {
     "output fusion": "average of the present modalities' class probabilities",
     "hemis": "mean and variance of the present modalities' representations (HeMIS): no imputation",
     "product of experts": "one Gaussian per present modality, multiplied with a prior (poe): no imputation",
+    "shared-specific": "a shared and a specific part per modality; an absent one gets the present ones' shared part "
+                       "(shared_specific, ShaSpec): no imputation",
     "distillation": "complete cases, whose fallback (no PET) is distilled from the complete-case model",
 }
 
@@ -433,6 +435,7 @@ def missing_strategy(
         "output fusion": ("average", {}),
         "hemis": ("hemis", {}),
         "product of experts": ("poe", {}),
+        "shared-specific": ("shared_specific", {}),
     }
     strategy, opts = options[name]
     return Setup(strategy, modalities, opts, name=name)

@@ -347,7 +347,7 @@ def test_tensor_fusion_size_grows_as_the_product_of_dims_plus_one():
 
 
 # ------------------------------------------------------------------- fusion of whichever modalities are present
-ANY_SUBSET = ["hemis", "poe"]
+ANY_SUBSET = ["mean", "hemis", "poe", "shared_specific"]
 
 
 @pytest.mark.parametrize("name", ANY_SUBSET)
@@ -396,10 +396,46 @@ def test_product_of_experts_is_the_precision_weighted_mean_with_the_prior():
 def test_hemis_variance_is_zero_for_one_modality_and_the_spread_of_several():
     specs = {"a": ModalitySpec("a", "tabular", (3,)), "b": ModalitySpec("b", "tabular", (3,))}
     model = build_model("hemis", specs, num_classes=3, out_dim=4).eval()
+    z, h = _head_input_and_h(model, random_batch(specs, 2, mask=torch.tensor([[True, False], [True, True]])))
+    torch.testing.assert_close(z[0], torch.cat([h[0, 0], torch.zeros(4)]))
+    torch.testing.assert_close(z[1], torch.cat([h[1].mean(0), h[1].var(0, unbiased=False)]))
+
+
+def _head_input_and_h(model, batch):
+    """What the head of ``model`` reads for ``batch`` (z), and the marginal representations h (B, M, D)."""
     seen = {}
-    model.head.register_forward_hook(lambda module, inputs, output: seen.update(z=inputs[0]))
-    batch = random_batch(specs, 2, mask=torch.tensor([[True, False], [True, True]]))
+    hook = model.head.register_forward_hook(lambda module, inputs, output: seen.update(z=inputs[0]))
     model(batch)
-    h = torch.stack([model.encoders[m](model.scaling(batch)[m]) for m in model.modalities], 1)
-    torch.testing.assert_close(seen["z"][0], torch.cat([h[0, 0], torch.zeros(4)]))
-    torch.testing.assert_close(seen["z"][1], torch.cat([h[1].mean(0), h[1].var(0, unbiased=False)]))
+    hook.remove()
+    return seen["z"], torch.stack([model.encoders[m](model.scaling(batch)[m]) for m in model.modalities], 1)
+
+
+def test_shared_specific_fills_an_absent_slot_with_the_shared_mean_and_trains_every_part():
+    specs = {m: ModalitySpec(m, "tabular", (3,)) for m in ("a", "b", "c")}
+    torch.manual_seed(0)
+    model = build_model("shared_specific", specs, num_classes=3, out_dim=4, dim=3)
+    batch = random_batch(specs, 2, mask=torch.tensor([[True, False, True], [True, True, True]]))
+    model.eval()
+    assert model(batch).auxiliary is None  # the shared and specific terms are a training loss only
+    z, h = _head_input_and_h(model, batch)
+    s, p = model.shared(h), torch.stack([model.specific[m](h[:, j]) for j, m in enumerate(model.modalities)], 1)
+    c = z.view(2, 3, 3)
+    torch.testing.assert_close(c[0, 1], (s[0, 0] + s[0, 2]) / 2)  # b absent: what a and c share
+    torch.testing.assert_close(c[0, 0], s[0, 0] + p[0, 0])
+    torch.testing.assert_close(c[1], s[1] + p[1])
+    model.train()
+    output = model(batch)
+    assert output.auxiliary is not None and output.auxiliary > 0
+    loss_of(model, output, batch["label"]).backward()
+    unused = [n for n, q in model.named_parameters() if q.grad is None or not q.grad.abs().sum() > 0]
+    assert unused == [], unused  # the modality classifier learns through the auxiliary term
+    assert build_model("shared_specific", specs, num_classes=3, weight=0.0).train()(batch).auxiliary is None
+    with pytest.raises(ValueError, match="weight"):
+        build_model("shared_specific", specs, num_classes=3, weight=-1.0)
+
+
+def test_mean_fusion_is_the_mean_of_the_present_representations():
+    specs = {m: ModalitySpec(m, "tabular", (3,)) for m in ("a", "b")}
+    model = build_model("mean", specs, num_classes=3, out_dim=4).eval()
+    z, h = _head_input_and_h(model, random_batch(specs, 2, mask=torch.tensor([[False, True], [True, True]])))
+    torch.testing.assert_close(z, torch.stack([h[0, 1], h[1].mean(0)]))

@@ -27,7 +27,7 @@ from .base import FusionModel, FusionOutput, ModelConfig, RepresentationFusion, 
 from .hierarchical import ExchangeFusion, HierarchicalFusion
 from .input import ChannelStackFusion, TabularChannelsFusion
 from .masking import IMPUTE_KINDS, Imputer, ModalityDropout, masked_mean, masked_softmax
-from .missing import FallbackModel, HeMISFusion, ProductOfExperts
+from .missing import FallbackModel, HeMISFusion, MeanFusion, ProductOfExperts, SharedSpecific
 from .output import (
     AverageFusion,
     EvidentialFusion,
@@ -63,7 +63,9 @@ __all__ = [
     "ExchangeFusion",
     "FallbackModel",
     "HeMISFusion",
+    "MeanFusion",
     "ProductOfExperts",
+    "SharedSpecific",
     "FeatureTokens",
     "FiLMFusion",
     "FusionModel",

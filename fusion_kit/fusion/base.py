@@ -60,6 +60,7 @@ class FusionOutput:
     modality_logits: dict[str, Tensor] | None = None  # output fusion: name -> (B, K)
     uncertainty: Tensor | None = None  # evidential fusion: (B, M + 1), per modality then fused
     mask: Tensor | None = None  # (B, M) the presence mask the model used (after modality dropout)
+    auxiliary: Tensor | None = None  # a training-only loss term the model adds to the cross-entropy (shared-specific)
 
 
 def logits_of(output) -> Tensor:
