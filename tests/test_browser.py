@@ -341,5 +341,8 @@ def test_book_typesets_formulas_without_a_network(browser, built_book):
         page.goto(with_math.as_uri(), wait_until="load")
         expect(page.locator("main .MathJax").first).to_be_visible(timeout=60_000)
         page.screenshot(path=str(SCREENSHOTS / "book-math.png"))
+        page.goto((html / "notation.html").as_uri(), wait_until="load")  # a Markdown page: symbols in tables
+        expect(page.locator("main table .MathJax").first).to_be_visible(timeout=60_000)
+        page.screenshot(path=str(SCREENSHOTS / "book-notation.png"), full_page=True)
     page.close()
     assert [u for u in asked if u.startswith(("http://", "https://"))] == []

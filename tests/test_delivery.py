@@ -1,4 +1,5 @@
 """The course as it is handed out: student copies, the static book, and the JupyterLab command."""
+import ast
 import os
 import re
 import sys
@@ -7,6 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from fusion_kit.models import STRATEGIES
 from fusion_kit.course import cli, delivery, runner
 
 NOT_SOLVED = "Not yet solved"
@@ -90,6 +92,9 @@ def test_every_chapter_has_a_student_copy(tmp_path):
     written = delivery.write_student_copies(paths, tmp_path)
     assert [p.name for p in written] == [p.name for p in paths]
     assert any(delivery.is_solution(c) for p in paths for c in nbformat.read(p, as_version=4).cells)
+    notation = (tmp_path / "notation.md").read_text(encoding="utf-8")  # the reading aid travels with the copies
+    assert "## Glossary" in notation and "$h_m = f_m(x_m)$" in notation
+    assert all(f"| {name} |" in notation for name in STRATEGIES), "the table lists every registered strategy"
     for path, copy in zip(paths, written):
         original, student = nbformat.read(path, as_version=4), nbformat.read(copy, as_version=4)
         assert not any(delivery.is_solution(c) for c in student.cells)
@@ -164,6 +169,9 @@ def test_book_has_every_chapter_with_its_figures(built_book):
         assert "application/vnd.jupyter.widget-view+json" not in text, "live widgets cannot work in a static page"
         shown += figures
     assert shown, "no chapter has a stored figure: were the chapters executed?"
+    assert 'href="notation.html"' in landing, "the landing page links the notation and glossary"
+    notation = (html / "notation.html").read_text(encoding="utf-8")
+    assert "Glossary" in notation and all(f">{name}<" in notation for name in STRATEGIES)
 
 
 def test_lab_command_uses_this_environment(tmp_path):
@@ -199,3 +207,80 @@ def test_command_line_dispatches_to_delivery(tmp_path, monkeypatch, capsys):
     assert cli.main(["student", "--out", str(out), "--only", first.name[:2]]) == 0
     assert [p.name for p in out.iterdir()] == [first.name]
     assert "1 student copies" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------- the student copies, answered as a learner would
+def _statement_name(node) -> str | None:
+    if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+        return node.name
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        return node.targets[0].id
+    return None
+
+
+def _solution_statements(nb) -> list[tuple[ast.stmt, str]]:
+    """Every top-level statement of the solution cells, in order, with its source."""
+    found = []
+    for cell in nb.cells:
+        if delivery.is_solution(cell) and cell.cell_type == "code":
+            found += [(node, ast.get_source_segment(cell.source, node)) for node in ast.parse(cell.source).body]
+    return found
+
+
+def _answer(name: str, statements) -> str:
+    """The solution's statement that defines ``name``, after the imports and the statements it reads."""
+    index = max(i for i, (node, _) in enumerate(statements) if _statement_name(node) == name)
+    needed, wanted = {index}, {n.id for n in ast.walk(statements[index][0]) if isinstance(n, ast.Name)}
+    for i in range(index - 1, -1, -1):  # what it reads that an earlier solution statement defines
+        node, _ = statements[i]
+        bound = {t.id for t in ast.walk(node) if isinstance(t, ast.Name) and isinstance(t.ctx, ast.Store)}
+        if (bound | {_statement_name(node)}) & wanted and not isinstance(node, (ast.Import, ast.ImportFrom)):
+            needed.add(i)
+            wanted |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+    registered = {i for i, (node, source) in enumerate(statements[:index]) if source.startswith("register_fusion(")}
+    imports = [source for node, source in statements if isinstance(node, (ast.Import, ast.ImportFrom))]
+    return "\n".join(imports + [statements[i][1] for i in sorted(needed | registered)])
+
+
+def _answered(student, original):
+    """The student copy with every ``...`` a learner must replace answered as the solutions answer it."""
+    statements = _solution_statements(original)
+    known = {_statement_name(node) for node, _ in statements}
+    filled = 0
+    for cell in student.cells:
+        if not delivery.is_exercise(cell) or "..." not in cell.source:
+            continue
+        lines = cell.source.splitlines()
+        for node in reversed(ast.parse(cell.source).body):  # from the end, so line numbers stay valid
+            name = _statement_name(node)
+            if name in known and "..." in ast.get_source_segment(cell.source, node):
+                lines[node.lineno - 1: node.end_lineno] = _answer(name, statements).splitlines()
+                filled += 1
+        cell.source = "\n".join(lines)
+    return student, filled
+
+
+@pytest.mark.slow
+def test_student_copies_answered_by_the_solutions_pass_every_check(tmp_path, monkeypatch):
+    """Each exercise of the student copies answered (its `...` replaced by the solution's answer), every copy run
+    top to bottom: no check is left unsolved and every build, experiment and explain check answers right."""
+    monkeypatch.setenv("FUSION_KIT_DEVICE", "cpu")
+    monkeypatch.chdir(tmp_path)
+    paths = runner.chapter_paths()
+    copies = delivery.write_student_copies(paths, tmp_path / "handout")
+    answered = 0
+    for path, copy in zip(paths, copies):
+        student, filled = _answered(nbformat.read(copy, as_version=4), nbformat.read(path, as_version=4))
+        nbformat.write(student, copy)
+        answered += filled
+    assert answered >= 25, "every chapter has exercises to answer"
+    runs = runner.run_chapters(copies, tmp_path / "executed", quick=True, progress=False)
+    assert all(r.error is None for r in runs), [r.error for r in runs if r.error]
+    for copy in copies:
+        executed = nbformat.read(tmp_path / "executed" / copy.name, as_version=4)
+        for cell in executed.cells:
+            if delivery.is_exercise(cell) and "exercises.check_" in cell.source:
+                text = _texts(cell)
+                assert NOT_SOLVED not in text, f"{copy.name}: {cell.source[:80]!r} printed {text!r}"
+                if cell.source.rstrip().splitlines()[-1].startswith("exercises.check_"):
+                    assert text.startswith(("Correct", "Right", "Entered")), f"{copy.name}: {text!r}"

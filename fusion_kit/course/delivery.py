@@ -34,6 +34,7 @@ __all__ = [
     "write_student_copies",
     "book_notebook",
     "landing_page",
+    "notation_page",
     "build_book",
     "lab_command",
 ]
@@ -41,6 +42,7 @@ __all__ = [
 SOLUTION_TAG = "solution"
 EXERCISE_TAG = "exercise"
 BOOK_TEMPLATE = ROOT / "book"
+NOTATION = CHAPTERS / "notation.md"
 _CHECK_CALL = re.compile(r"\bexercises\.check_\w+\s*\(")
 _HEADING = re.compile(r"^(#{1,6})\s+\S")
 _WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -198,7 +200,7 @@ def student_notebook(nb):
 
 
 def write_student_copies(paths: Sequence[Path], out: Path) -> list[Path]:
-    """Write a student copy of each chapter into ``out``; check them all before writing any.
+    """Write a student copy of each chapter into ``out``, and the notation page; check them all before writing any.
 
     Raises ``ValueError`` naming the chapter, cell and names when a kept cell reads a name
     that only a solution defines.
@@ -220,6 +222,7 @@ def write_student_copies(paths: Sequence[Path], out: Path) -> list[Path]:
         target = out / path.name
         nbformat.write(student_notebook(nb), target)
         written.append(target)
+    (out / NOTATION.name).write_text(notation_page(), encoding="utf-8")  # beside the chapters, not one of them
     return written
 
 
@@ -308,6 +311,9 @@ def landing_page(paths: Sequence[Path], readme: Path = ROOT / "README.md") -> st
         "|---|---|",
         *rows,
         "",
+        "Every symbol and term the chapters use, and every strategy by where, what and how it fuses: "
+        "[notation and glossary](notation.md).",
+        "",
         "Each chapter is a notebook, shown here with the outputs of a full-size run. To run it yourself, "
         "open the chapters in JupyterLab (`make lab` in a clone of the course) and work through them in order; "
         "the interactive panels and the exercises need a running kernel.",
@@ -315,8 +321,29 @@ def landing_page(paths: Sequence[Path], readme: Path = ROOT / "README.md") -> st
     ])
 
 
+def notation_page(path: Path = NOTATION) -> str:
+    """The notation and glossary page, ending with every registered strategy by the intermediate-fusion review's
+    where, what and how (``models.taxonomy_table``, so the table follows the registry)."""
+    from ..models import taxonomy_table
+    from ..report import markdown_table
+
+    table = taxonomy_table().map(lambda text: str(text).replace("|", "\\|"))
+    table["how"] = "`" + table["how"] + "`"
+    return "\n".join([
+        path.read_text(encoding="utf-8").rstrip(),
+        "",
+        "## Every strategy by where, what and how",
+        "",
+        "*Where* the modalities meet (for a model built on MRI, PET and the clinical table), *what* is fused, and *how*:",
+        "the equation of the strategy's docstring. Generated from the registry when this page was written.",
+        "",
+        markdown_table(table),
+    ])
+
+
 def _toc(paths: Sequence[Path]) -> str:
-    return "\n".join(["format: jb-book", "root: intro", "chapters:", *(f"- file: {p.stem}" for p in paths), ""])
+    files = [*(f"- file: {p.stem}" for p in paths), "- file: notation"]
+    return "\n".join(["format: jb-book", "root: intro", "chapters:", *files, ""])
 
 
 def _jupyter_book() -> list[str]:
@@ -363,6 +390,7 @@ def build_book(
     for path in paths:
         nbformat.write(book_notebook(nbformat.read(path, as_version=4)), source / path.name)
     (source / "intro.md").write_text(landing_page(paths, readme), encoding="utf-8")
+    (source / "notation.md").write_text(notation_page(), encoding="utf-8")
     (source / "_toc.yml").write_text(_toc(paths), encoding="utf-8")
     html = out / "_build" / "html"
     if html.parent.exists():

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from .feedback import Feedback, not_yet, unsolved
 
-__all__ = ["BuildCheck", "every_subset", "module_properties", "jittered", "probe_vectors", "vector_check", "zeroed"]
+__all__ = ["BuildCheck", "every_subset", "module_properties", "softmax_answers", "jittered", "probe_vectors", "vector_check", "zeroed"]
 
 MODALITIES = ("mri", "pet", "clinical")
 
@@ -193,6 +193,27 @@ def jittered(module):
         for p in module.parameters():
             p.add_(0.5 * torch.randn_like(p))
     return module
+
+
+def softmax_answers(combine: Callable, weight: str = "weight") -> tuple[Callable, dict[str, Callable]]:
+    """The right answer of a module that mixes its inputs with a softmax over the present modalities, and the two
+    usual mistakes with their hints. ``combine(module, h, present, weights)`` computes the module's output with
+    ``weights(scores, mask)``, a softmax over dim 1."""
+    import torch
+
+    from ..fusion import masked_softmax
+
+    def right(module, h, present):
+        return combine(module, h, present, lambda s, mask: masked_softmax(s, mask, dim=1))
+
+    wrong = {
+        f"Absent modalities still get {weight}: mask their scores before the softmax over the modalities (dim 1).":
+            lambda module, h, present: combine(module, h, present, lambda s, mask: s.softmax(1)),
+        f"Close: you zeroed the absent {weight} after the softmax, so the present ones no longer sum to 1; mask first.":
+            lambda module, h, present: combine(module, h, present,
+                                               lambda s, mask: torch.where(mask, s.softmax(1), 0.0)),
+    }
+    return right, wrong
 
 
 def zeroed(h, present):

@@ -80,8 +80,9 @@ def check_seed_lead(difference, verdict, comparison, first: str = "unimodal (pet
     expected = paired_verdict(a, b, words)
     spread = ", ".join(f"{x:+.3f}" for x in a - b)
     if verdict == expected:
-        return Feedback(True, f"Right for your runs: the differences seed by seed are {spread}; mean {mean:+.3f}, two "
-                              f"standard errors {2 * se:.3f}. Three seeds give a rough error bar, not a proof.")
+        return Feedback(True, f"Right for your runs, {expected!r}: the differences seed by seed are {spread}; mean "
+                              f"{mean:+.3f}, two standard errors {2 * se:.3f}. Three seeds give a rough error bar, "
+                              "not a proof.")
     if expected == "noise":
         return Feedback(False, f"The differences are {spread}: their mean {mean:+.3f} is within two standard errors "
                                f"({2 * se:.3f}) of 0, so the seeds' own scatter explains it.")

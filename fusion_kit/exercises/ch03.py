@@ -55,22 +55,20 @@ def _gmu_check():
     import torch
 
     from ..fusion import masked_softmax
-    from .build import vector_check
+    from .build import softmax_answers, vector_check
 
     def unmasked_gate_input(module, h, present):
         v, scores = _gmu_parts(module, h, present, zero_first=False)
         return (masked_softmax(scores, present.unsqueeze(-1), dim=1) * v).sum(1)
 
+    right, usual = softmax_answers(_gmu, "gate weight")
     return vector_check(
         "GatedUnit",
         hint="v = tanh(V_m h_m) for each m; scores = gate([h_1; ...; h_M]).view(B, M, -1); g = softmax over dim 1 "
              "with absent modalities masked out (your masked softmax, or fusion_kit.fusion.masked_softmax); z = (g * v).sum(1).",
-        reference=lambda module, h, present: _gmu(module, h, present, lambda s, p: masked_softmax(s, p, dim=1)),
+        reference=right,
         wrong={
-            "Absent modalities still get gate weight: mask their scores before the softmax over modalities (dim 1).":
-                lambda module, h, present: _gmu(module, h, present, lambda s, p: s.softmax(1)),
-            "Close: you zeroed absent gates after the softmax, so the present gates no longer sum to 1; mask first.":
-                lambda module, h, present: _gmu(module, h, present, lambda s, p: torch.where(p, s.softmax(1), 0.0)),
+            **usual,
             "Sigmoid gates open each modality on its own; here the gates compete: a softmax over the present "
             "modalities, so they sum to 1 in every feature.":
                 lambda module, h, present: _gmu(module, h, present, lambda s, p: torch.where(p, s.sigmoid(), 0.0)),

@@ -115,18 +115,16 @@ def _attention_pool_check():
     import torch
 
     from ..fusion import masked_softmax
-    from .build import vector_check
+    from .build import softmax_answers, vector_check
 
+    right, usual = softmax_answers(_pooled)
     return vector_check(
         "AttentionPool",
         hint="scores = self.score(h).squeeze(-1) gives (B, M); alpha = a softmax over dim 1 with absent modalities "
              "masked (exercise 1); z = (alpha.unsqueeze(-1) * h).sum(1).",
-        reference=lambda module, h, present: _pooled(module, h, present, lambda s, p: masked_softmax(s, p, dim=1)),
+        reference=right,
         wrong={
-            "A plain softmax gives absent modalities weight: mask their scores before the softmax (exercise 1).":
-                lambda module, h, present: _pooled(module, h, present, lambda s, p: s.softmax(1)),
-            "Close: you zeroed absent weights after the softmax, so the present ones no longer sum to 1; mask first.":
-                lambda module, h, present: _pooled(module, h, present, lambda s, p: torch.where(p, s.softmax(1), 0.0)),
+            **usual,
             "The softmax runs over the subjects of the batch (dim 0); it must run over each subject's modalities (dim 1).":
                 lambda module, h, present: _pooled(module, h, present,
                                                    lambda s, p: torch.where(p, masked_softmax(s, p, dim=0), 0.0)),
