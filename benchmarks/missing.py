@@ -18,10 +18,17 @@ Three questions:
    hidden at the test rate), for the methods meant to be robust to it (modality dropout, HeMIS, the
    product of experts) and zero-fill as their reference.
 
-Writes the ``missing`` section of ``benchmarks/RESULTS.md`` and ``benchmarks/missing.png``; the raw runs go
-to ``build/missing.csv`` (``--reuse`` redraws from it).
+With ``--more``, two further questions, added to the last run's raw file:
+4. **curves by mechanism**: the curves of question 1 with PET missing at random given the age and by severity;
+5. **the clinical table**: the curves with the clinical table missing completely at random instead of PET,
+   against the floor of MRI and PET.
+
+Writes the ``missing`` section of ``benchmarks/RESULTS.md`` and ``benchmarks/missing.png`` (with ``--more``
+also ``missing_by_mechanism.png`` and ``missing_clinical.png``); the raw runs go to ``build/missing.csv``
+(``--reuse`` redraws from it).
 
     python benchmarks/missing.py            # full size, seeds 0 1 2 (about 15 minutes on 2 cores)
+    python benchmarks/missing.py --more     # then questions 4 and 5 (about 20 minutes more)
     python benchmarks/missing.py --quick    # 400 subjects, 8 epochs, seeds 0 1, rates 0 0.5 0.9
 """
 from __future__ import annotations
@@ -45,18 +52,37 @@ from fusion_kit.viz import plot_robustness  # noqa: E402
 from results import machine, protocol_arguments, raw_runs, update_section  # noqa: E402
 
 FLOOR = "floor (MRI + clinical)"
+FLOORS = {"pet": FLOOR, "clinical": "floor (MRI + PET)"}  # what a model that never reads the modality scores
+MORE = [("pet", m, r) for m in ("mar", "severity") for r in (0.25, 0.75, 0.9)] + [
+    ("clinical", "mcar", r) for r in (0.25, 0.5, 0.75, 0.9)]  # with the 0 and 50 % points of the first run
 NEW = ("hemis", "product of experts", "shared-specific", "distillation")
 ROBUST = ("zero-fill", "modality dropout", "hemis", "product of experts", "shared-specific")  # the mismatch question
 MECHANISM_NAMES = {"mcar": "completely at random", "mar": "at random given age", "severity": "by severity"}
 
 
-def lineup(cohort) -> list:
-    return [Setup("concat", ("mri", "clinical"), name=FLOOR)] + [missing_strategy(name, cohort.modalities)
-                                                                   for name in MISSING_STRATEGIES]
+def lineup(cohort, incomplete: str = "pet") -> list:
+    others = tuple(m for m in cohort.modalities if m != incomplete)
+    return [Setup("concat", others, name=FLOORS[incomplete])] + [
+        missing_strategy(name, cohort.modalities, incomplete=incomplete) for name in MISSING_STRATEGIES]
 
 
-def splits_for(cohort, rate: float, mechanism: str):
-    return split_dataset(mask_modality(cohort, "pet", rate, mechanism, seed=0), seed=0)
+def splits_for(cohort, rate: float, mechanism: str, incomplete: str = "pet"):
+    return split_dataset(mask_modality(cohort, incomplete, rate, mechanism, seed=0), seed=0)
+
+
+def train_case(cohort, incomplete: str, mechanism: str, rate: float, args):
+    """Every method and the floor at one missing rate and mechanism: the Comparison and its rows."""
+    start = time.perf_counter()
+    comparison = compare(splits_for(cohort, rate, mechanism, incomplete), lineup(cohort, incomplete), seeds=args.seeds,
+                         epochs=args.epochs, progress=False)
+    where = {"modality": incomplete, "mechanism": mechanism, "rate": rate}
+    rows = [{"question": "trained", **where, "test_rate": rate, "model": r.setup.label, "seed": r.seed,
+             "balanced_accuracy": r.metrics.balanced_accuracy, "seconds": r.seconds} for r in comparison.runs]
+    stats = paired_comparison(comparison, FLOORS[incomplete], n_boot=2000, seed=0)
+    rows += [{"question": "vs floor", **where, "model": label, **s.to_dict()} for label, s in stats.iterrows()]
+    print(f"{incomplete} {mechanism} {rate:.0%}: {len(comparison.runs)} runs in {time.perf_counter() - start:.0f} s",
+          flush=True)
+    return comparison, rows
 
 
 def run(args) -> pd.DataFrame:
@@ -65,20 +91,16 @@ def run(args) -> pd.DataFrame:
     comparisons = {}
     cases = [("mcar", r) for r in args.rates] + [(m, 0.5) for m in ("mar", "severity")]
     for mechanism, rate in cases:
-        start = time.perf_counter()
-        comparison = compare(splits_for(cohort, rate, mechanism), lineup(cohort), seeds=args.seeds,
-                             epochs=args.epochs, progress=False)
-        comparisons[mechanism, rate] = comparison
-        stats = paired_comparison(comparison, FLOOR, n_boot=2000, seed=0)
-        for r in comparison.runs:
-            rows.append({"question": "trained", "mechanism": mechanism, "rate": rate, "test_rate": rate,
-                         "model": r.setup.label, "seed": r.seed, "balanced_accuracy": r.metrics.balanced_accuracy,
-                         "seconds": r.seconds})
-        for label, s in stats.iterrows():
-            rows.append({"question": "vs floor", "mechanism": mechanism, "rate": rate, "model": label, **s.to_dict()})
-        print(f"{mechanism} {rate:.0%}: {len(comparison.runs)} runs in {time.perf_counter() - start:.0f} s", flush=True)
+        comparisons[mechanism, rate], found = train_case(cohort, "pet", mechanism, rate, args)
+        rows += found
     rows += shifted(cohort, comparisons, args)
     return pd.DataFrame(rows)
+
+
+def run_more(args) -> pd.DataFrame:
+    """Questions 4 and 5 (``MORE``), trained as in ``run``."""
+    cohort = make_brain_cohort(args.subjects, seed=0)
+    return pd.DataFrame([row for case in MORE for row in train_case(cohort, *case, args)[1]])
 
 
 def shifted(cohort, comparisons, args) -> list[dict]:
@@ -104,8 +126,9 @@ def shifted(cohort, comparisons, args) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------ tables
-def scores(frame: pd.DataFrame, mechanism: str = "mcar", question: str = "trained") -> pd.DataFrame:
-    runs = frame[(frame["question"] == question) & (frame["mechanism"] == mechanism)]
+def scores(frame: pd.DataFrame, mechanism: str = "mcar", question: str = "trained", incomplete: str = "pet") -> pd.DataFrame:
+    modality = frame["modality"].fillna("pet") if "modality" in frame else pd.Series("pet", index=frame.index)
+    runs = frame[(frame["question"] == question) & (frame["mechanism"] == mechanism) & (modality == incomplete)]
     return runs.groupby(["model", "rate", "test_rate"], sort=False)["balanced_accuracy"].agg(["mean", "std"]).reset_index()
 
 
@@ -139,13 +162,23 @@ def headline(frame: pd.DataFrame, rate: float) -> tuple[pd.DataFrame, str]:  # n
     return table, text
 
 
-def curves(frame: pd.DataFrame) -> tuple[dict, dict, float, list[float]]:
-    trained = scores(frame)
+def curves(frame: pd.DataFrame, mechanism: str = "mcar", incomplete: str = "pet") -> tuple[dict, dict, float, list[float]]:
+    """Per method: mean and sd over seeds at each rate; the floor's mean over rates; the rates."""
+    trained = scores(frame, mechanism, incomplete=incomplete)
+    if mechanism != "mcar" or incomplete != "pet":  # 0 % missing: the same models as in the first question
+        zero = scores(frame).query("rate == 0")
+        trained = pd.concat([zero if incomplete == "pet" else zero[zero.model != FLOOR], trained])
     rates = sorted(trained["rate"].unique())
-    names = [m for m in trained["model"].unique() if m != FLOOR]
-    mean = {m: [trained[(trained.model == m) & (trained.rate == r)]["mean"].iloc[0] for r in rates] for m in names}
-    sd = {m: [trained[(trained.model == m) & (trained.rate == r)]["std"].iloc[0] for r in rates] for m in names}
-    floor = float(trained[trained.model == FLOOR]["mean"].mean())
+    floor_name = FLOORS[incomplete]
+    names = [m for m in trained["model"].unique() if m != floor_name]
+
+    def at(m, r, column):
+        found = trained[(trained.model == m) & (trained.rate == r)][column]
+        return float(found.iloc[0]) if len(found) else np.nan
+
+    mean = {m: [at(m, r, "mean") for r in rates] for m in names}
+    sd = {m: [at(m, r, "std") for r in rates] for m in names}
+    floor = float(trained[trained.model == floor_name]["mean"].mean())
     return mean, sd, floor, rates
 
 
@@ -197,13 +230,58 @@ def write(frame: pd.DataFrame, args) -> None:
             "Each model trained with PET missing completely at random at one rate (rows) and tested on the same test "
             "subjects with PET hidden at another (columns); mean over seeds.", "",
             markdown_table(mismatch(frame).round(3)), ""]
+    if "modality" in frame and (frame["modality"] == "clinical").any():
+        body += more_sections(frame, args)
     update_section("missing", "\n".join(body))
 
 
+def more_sections(frame: pd.DataFrame, args) -> list[str]:
+    """Questions 4 and 5: the curves under each mechanism, and with the clinical table missing."""
+    here = Path(__file__).resolve().parent
+    band = f"± 1 sd over {len(args.seeds)} seeds"
+    body = ["### The curves under each mechanism", "",
+            "PET missing at random given the age, and by severity (not at random), at every rate: mean over seeds "
+            "(the 0 % point is the same model under every mechanism; the floor never reads PET, so its line is the "
+            "mean of its scores over the rates).", ""]
+    for mechanism in ("mar", "severity"):
+        mean, sd, floor, rates = curves(frame, mechanism)
+        fig = plot_robustness(rates, mean, floor, floor_label="floor: MRI + clinical, no PET", percent=True,
+                              chance=1 / 3, xlabel=f"subjects without PET (missing {MECHANISM_NAMES[mechanism]})",
+                              spread=sd, spread_label=band, mean_label=None,
+                              title=f"PET missing {MECHANISM_NAMES[mechanism]}")
+        name = f"missing_{mechanism}.png"
+        fig.savefig(here / name, dpi=90)
+        table = pd.DataFrame(mean, index=[f"{r:.0%}" for r in rates]).T.round(3)
+        body += [f"**Missing {MECHANISM_NAMES[mechanism]}** (floor {floor:.3f})", "", f"![{mechanism}]({name})", "",
+                 markdown_table(table), ""]
+    mean, sd, floor, rates = curves(frame, "mcar", "clinical")
+    fig = plot_robustness(rates, mean, floor, floor_label="floor: MRI + PET, no table", percent=True, chance=1 / 3,
+                          xlabel="subjects without the clinical table (missing completely at random)", spread=sd,
+                          spread_label=band, mean_label=None, title="The clinical table missing at random")
+    fig.savefig(here / "missing_clinical.png", dpi=90)
+    table = pd.DataFrame(mean, index=[f"{r:.0%}" for r in rates]).T.round(3)
+    body += ["### The clinical table missing instead of PET", "",
+             f"The same methods with the clinical table hidden completely at random, against the floor of MRI and PET "
+             f"({floor:.3f}); the 0 % point is the first question's.", "", "![clinical](missing_clinical.png)", "",
+             markdown_table(table), ""]
+    return body
+
+
 def main() -> None:
-    _, args = protocol_arguments(__doc__, "400 subjects, 8 epochs, seeds 0 1, rates 0 0.5 0.9")
+    parser, args = protocol_arguments(__doc__, "400 subjects, 8 epochs, seeds 0 1, rates 0 0.5 0.9",
+                                      {"more": "add questions 4 and 5 to the last run's raw file (full size)"})
     args.rates = [0.0, 0.5, 0.9] if args.quick else [0.0, 0.25, 0.5, 0.75, 0.9]
-    frame = raw_runs("missing", args, run)
+    if args.more:
+        raw = Path(__file__).resolve().parent.parent / "build" / "missing.csv"
+        if args.quick or not raw.exists():
+            parser.error(f"--more adds to a full-size run's {raw}: run without it once")
+        kept = pd.read_csv(raw)
+        kept = kept[kept.get("modality", pd.Series("pet", index=kept.index)).fillna("pet").eq("pet")
+                    & ~(kept["mechanism"].isin(["mar", "severity"]) & ~kept["rate"].eq(0.5))]  # replaced below
+        frame = pd.concat([kept, run_more(args)], ignore_index=True)
+        frame.to_csv(raw, index=False)
+    else:
+        frame = raw_runs("missing", args, run)
     if args.quick:
         print(headline(frame, 0.5)[1])
         print(mechanisms(frame).round(3).to_string())

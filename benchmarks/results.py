@@ -28,15 +28,18 @@ def update_section(name: str, body: str, path: Path = RESULTS) -> Path:
     return path
 
 
-def protocol_arguments(doc: str, quick_help: str):
+def protocol_arguments(doc: str, quick_help: str, flags: dict[str, str] | None = None):
     """The command line every training benchmark shares: --quick (400 subjects, 8 epochs, seeds 0 1) and
-    --reuse (redraw from the raw file of the last run); returns the parser and the parsed arguments, with
-    ``subjects``, ``epochs`` and ``seeds`` set for the chosen size."""
+    --reuse (redraw from the raw file of the last run), and a benchmark's own on/off ``flags`` (name -> help);
+    returns the parser and the parsed arguments, with ``subjects``, ``epochs`` and ``seeds`` set for the
+    chosen size."""
     import argparse
 
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--reuse", action="store_true", help="redraw from the last run's raw file without training")
+    for name, help_text in (flags or {}).items():
+        parser.add_argument(f"--{name}", action="store_true", help=help_text)
     args = parser.parse_args()
     args.subjects, args.epochs = (400, 8) if args.quick else (1000, 30)
     args.seeds = [0, 1] if args.quick else [0, 1, 2]
