@@ -141,7 +141,8 @@ def headline(frame: pd.DataFrame, rate: float) -> tuple[pd.DataFrame, str]:  # n
     """Every method at ``rate`` (mcar): mean, sd, paired difference to the floor; and new against the best other."""
     trained = scores(frame)
     at = trained[trained["rate"] == rate].set_index("model")
-    stats = frame[(frame["question"] == "vs floor") & (frame["mechanism"] == "mcar") & (frame["rate"] == rate)]
+    pet = frame["modality"].fillna("pet").eq("pet") if "modality" in frame else True
+    stats = frame[(frame["question"] == "vs floor") & (frame["mechanism"] == "mcar") & (frame["rate"] == rate) & pet]
     stats = stats.set_index("model")
     table = pd.DataFrame({"bacc": at["mean"], "sd": at["std"]})
     table["vs floor"] = stats["diff"].reindex(table.index)
