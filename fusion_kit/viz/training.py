@@ -251,7 +251,9 @@ def plot_robustness(x, curves, floor: float, *, xlabel: str, floor_label: str = 
     fig, axes = new_figure(7.5, 3.8)
     ax = axes[0, 0]
     for i, (name, values) in enumerate(curves.items()):
-        ax.plot(x, np.asarray(values), marker="o", markersize=4, linewidth=1.2, alpha=0.75, label=name, color=f"C{i % 10}")
+        style = "-" if i < 10 else "--"  # ten colours, then dashed lines, so no two curves look alike
+        ax.plot(x, np.asarray(values), marker="o", markersize=4, linewidth=1.2, alpha=0.75, label=name, color=f"C{i % 10}",
+                linestyle=style)
         if spread is not None and name in spread:
             values, band = np.asarray(values, dtype=float), np.asarray(spread[name], dtype=float)
             ax.fill_between(x, values - band, values + band, color=f"C{i % 10}", alpha=0.12, linewidth=0)
