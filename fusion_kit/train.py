@@ -249,11 +249,20 @@ def distill(
     *,
     temperature: float = 2.0,
     weight: float = 0.5,
+    representation: float = 1.0,
     **fit_options,
 ) -> History:
-    """Train ``student`` to match a trained ``teacher``'s soft predictions as well as the labels (knowledge
-    distillation, Hinton et al. 2015): the loss is ``(1 - weight) CE(student, y) + weight T² KL(p_teacher^T ||
-    p_student^T)``, with both distributions softened by ``T = temperature``.
+    """Train ``student`` to match a trained ``teacher``'s soft predictions and fused representation as well as
+    the labels (knowledge distillation, Hinton et al. 2015; the representation term as in FitNets, Romero et
+    al. 2015). The loss is
+
+        (1 - weight) CE(student, y) + weight T² KL(p_teacher^T || p_student^T) + representation ‖W z_s - z_t‖² / ‖z_t‖²
+
+    with both distributions softened by ``T = temperature``; ``z_s`` and ``z_t`` are what each model's head reads
+    (its fused vector), and ``W`` a linear map from the student's size to the teacher's, trained with the student
+    and then dropped. The last term asks a student without a modality to predict from what it has the vector the
+    teacher built with it. ``representation=0`` matches predictions only (and is needed when either model fuses
+    predictions, output fusion, and so has no fused vector).
 
     The student may use fewer modalities than the teacher (those available at test time), or the same ones with
     ``modality_dropout``. The teacher reads its own modalities from the same batches, in evaluation mode and
@@ -263,6 +272,7 @@ def distill(
     """
     temperature = _check_number("temperature", temperature)
     weight = _check_number("weight", weight, strict=False)
+    representation = _check_number("representation", representation, strict=False)
     if weight > 1:
         raise ValueError(f"weight is the share of the teacher's term in the loss, between 0 and 1; got {weight!r}")
     if getattr(student, "cross_fit", 0) > 1:
@@ -272,7 +282,12 @@ def distill(
         raise ValueError(f"the teacher predicts {getattr(teacher, 'num_classes', '?')} classes and the student "
                          f"{getattr(student, 'num_classes', '?')}: they must predict the same classes")
     checkpoint = fit_options.pop("checkpoint", None)
-    pair = _Distillation(teacher, student, temperature, weight)
+    if representation > 0:
+        for role, model in (("teacher", teacher), ("student", student)):
+            if not isinstance(getattr(model, "head", None), nn.Linear):
+                raise ValueError(f"the {role} ({getattr(model, 'strategy', type(model).__name__)}) has no head over "
+                                 "a fused vector to match (output fusion fuses predictions): pass representation=0")
+    pair = _Distillation(teacher, student, temperature, weight, representation)
     history = fit(pair, train, val, **fit_options)
     if checkpoint is not None:
         save_checkpoint(student, checkpoint)
@@ -329,14 +344,18 @@ def pretrain_encoders(
 class _Distillation(nn.Module):
     """The student, trained with a frozen teacher beside it (what ``distill`` hands to ``fit``)."""
 
-    def __init__(self, teacher: nn.Module, student: nn.Module, temperature: float, weight: float) -> None:
+    def __init__(self, teacher: nn.Module, student: nn.Module, temperature: float, weight: float,
+                 representation: float = 0.0) -> None:
         super().__init__()
         self.student, self.teacher = student, teacher.eval().requires_grad_(False)
         self.specs = {**_model_specs(student, None), **_model_specs(teacher, None)}
         self.modalities = tuple(self.specs)
         self.num_classes = student.num_classes
-        self.temperature, self.weight = temperature, weight
-        self._soft: tuple[Tensor, Tensor] | None = None
+        self.temperature, self.weight, self.representation = temperature, weight, representation
+        # W: the student's fused vector mapped to the teacher's size (trained here, dropped with the pair)
+        self.project = nn.Linear(student.head.in_features, teacher.head.in_features) if representation > 0 else None
+        self._teacher: dict[str, Tensor] = {}
+        self._student_z: Tensor | None = None
 
     def train(self, mode: bool = True) -> "_Distillation":
         super().train(mode)
@@ -354,21 +373,44 @@ class _Distillation(nn.Module):
             hook(train)
 
     def forward(self, batch: Mapping[str, Tensor]):
-        if self.training:
-            with torch.no_grad():
-                soft = logits_of(self.teacher(batch)).float() / self.temperature
-                self._soft = soft.log_softmax(-1), presence(batch, self.teacher.modalities).all(1)
-        return self.student(batch)
+        if not self.training:
+            return self.student(batch)
+        with torch.no_grad():
+            logits, z_t = _with_head_input(self.teacher, batch, self.project is not None)
+            self._teacher = {"log_p": (logits_of(logits).float() / self.temperature).log_softmax(-1),
+                             "complete": presence(batch, self.teacher.modalities).all(1), "z": z_t}
+        output, self._student_z = _with_head_input(self.student, batch, self.project is not None)
+        return output
 
     def loss(self, output, label: Tensor) -> Tensor:
         hard = _loss(self.student, output, label)
-        if not self.training or self._soft is None:
+        if not self.training or not self._teacher:
             return hard
-        teacher_log_p, complete = self._soft
+        teacher = self._teacher
+        complete, count = teacher["complete"], teacher["complete"].sum().clamp_min(1)
         student_log_p = (logits_of(output).float() / self.temperature).log_softmax(-1)
-        kl = (teacher_log_p.exp() * (teacher_log_p - student_log_p)).sum(-1)  # (B,)
-        soft = torch.where(complete, kl, torch.zeros_like(kl)).sum() / complete.sum().clamp_min(1)
-        return (1 - self.weight) * hard + self.weight * self.temperature**2 * soft
+        kl = (teacher["log_p"].exp() * (teacher["log_p"] - student_log_p)).sum(-1)  # (B,)
+        soft = torch.where(complete, kl, torch.zeros_like(kl)).sum() / count
+        total = (1 - self.weight) * hard + self.weight * self.temperature**2 * soft
+        if self.project is not None:
+            z_t = teacher["z"].float()
+            gap = (self.project(self._student_z.float()) - z_t).pow(2).mean(-1)  # (B,)
+            scale = z_t[complete].pow(2).mean().clamp_min(1e-6) if complete.any() else 1.0
+            total = total + self.representation * torch.where(complete, gap, torch.zeros_like(gap)).sum() / count / scale
+        return total
+
+
+def _with_head_input(model: nn.Module, batch: Mapping[str, Tensor], capture: bool) -> tuple[object, Tensor | None]:
+    """``model(batch)`` and, with ``capture``, what its head read (the fused vector z, (B, F))."""
+    if not capture:
+        return model(batch), None
+    seen = {}
+    hook = model.head.register_forward_hook(lambda module, inputs, output: seen.update(z=inputs[0]))
+    try:
+        output = model(batch)
+    finally:
+        hook.remove()
+    return output, seen["z"]
 
 
 @dataclass(frozen=True)
