@@ -24,12 +24,19 @@ With ``--more``, two further questions, added to the last run's raw file:
 5. **the clinical table**: the curves with the clinical table missing completely at random instead of PET,
    against the floor of MRI and PET.
 
+With ``--mixed``, a sixth, added the same way:
+6. **two modalities missing**: PET and the clinical table each hidden completely at random for half of the
+   subjects, independently (about a quarter of subjects in each of the four patterns), against the floor of
+   MRI alone, over ten seeds: where subjects miss different *sets* of modalities, which is what the methods
+   that never impute were built for.
+
 Writes the ``missing`` section of ``benchmarks/RESULTS.md`` and ``benchmarks/missing.png`` (with ``--more``
 also ``missing_by_mechanism.png`` and ``missing_clinical.png``); the raw runs go to ``build/missing.csv``
 (``--reuse`` redraws from it).
 
     python benchmarks/missing.py            # full size, seeds 0 1 2, 0-9 at 75 % (about 25 minutes on 2 cores)
     python benchmarks/missing.py --more     # then questions 4 and 5 (about 20 minutes more)
+    python benchmarks/missing.py --mixed    # then question 6 (about 7 minutes more)
     python benchmarks/missing.py --quick    # 400 subjects, 8 epochs, seeds 0 1, rates 0 0.5 0.9
 """
 from __future__ import annotations
@@ -53,7 +60,8 @@ from fusion_kit.viz import plot_robustness  # noqa: E402
 from results import machine, protocol_arguments, raw_runs, update_section  # noqa: E402
 
 FLOOR = "floor (MRI + clinical)"
-FLOORS = {"pet": FLOOR, "clinical": "floor (MRI + PET)"}  # what a model that never reads the modality scores
+FLOORS = {"pet": FLOOR, "clinical": "floor (MRI + PET)", "pet+clinical": "floor (MRI alone)"}  # never reads them
+MIXED = "pet+clinical"  # question 6: both hidden, independently, for half of the subjects each
 MORE = [("pet", m, r) for m in ("mar", "severity") for r in (0.25, 0.75, 0.9)] + [
     ("clinical", "mcar", r) for r in (0.25, 0.5, 0.75, 0.9)]  # with the 0 and 50 % points of the first run
 NEW = ("hemis", "product of experts", "shared-specific", "distillation")
@@ -73,11 +81,21 @@ def splits_for(cohort, rate: float, mechanism: str, incomplete: str = "pet"):
     return split_dataset(mask_modality(cohort, incomplete, rate, mechanism, seed=0), seed=0)
 
 
+def mixed_splits(cohort, rate: float = 0.5):
+    """PET and the clinical table each hidden completely at random for ``rate`` of the subjects, independently."""
+    both = mask_modality(mask_modality(cohort, "pet", rate, "mcar", seed=0), "clinical", rate, "mcar", seed=1)
+    return split_dataset(both, seed=0)
+
+
 def train_case(cohort, incomplete: str, mechanism: str, rate: float, args, seeds=None):
     """Every method and the floor at one missing rate and mechanism: the Comparison and its rows."""
     start = time.perf_counter()
-    comparison = compare(splits_for(cohort, rate, mechanism, incomplete), lineup(cohort, incomplete),
-                         seeds=seeds or args.seeds, epochs=args.epochs, progress=False)
+    if incomplete == MIXED:  # complete cases and distillation fall back on MRI + table (the table zero-filled)
+        splits = mixed_splits(cohort, rate)
+        items = [Setup("unimodal", ("mri",), name=FLOORS[MIXED])] + lineup(cohort)[1:]
+    else:
+        splits, items = splits_for(cohort, rate, mechanism, incomplete), lineup(cohort, incomplete)
+    comparison = compare(splits, items, seeds=seeds or args.seeds, epochs=args.epochs, progress=False)
     where = {"modality": incomplete, "mechanism": mechanism, "rate": rate}
     rows = [{"question": "trained", **where, "test_rate": rate, "model": r.setup.label, "seed": r.seed,
              "balanced_accuracy": r.metrics.balanced_accuracy, "seconds": r.seconds} for r in comparison.runs]
@@ -105,6 +123,12 @@ def run_more(args) -> pd.DataFrame:
     """Questions 4 and 5 (``MORE``), trained as in ``run``."""
     cohort = make_brain_cohort(args.subjects, seed=0)
     return pd.DataFrame([row for case in MORE for row in train_case(cohort, *case, args)[1]])
+
+
+def run_mixed(args) -> pd.DataFrame:
+    """Question 6, trained as in ``run`` over the headline's seeds."""
+    cohort = make_brain_cohort(args.subjects, seed=0)
+    return pd.DataFrame(train_case(cohort, MIXED, "mcar", 0.5, args, args.head_seeds)[1])
 
 
 def shifted(cohort, comparisons, args) -> list[dict]:
@@ -141,50 +165,54 @@ def _interval(s: pd.Series, kind: str) -> str:
     return "" if not np.isfinite(low) else f"{low * 100:+.1f} to {high * 100:+.1f}"
 
 
-def headline(frame: pd.DataFrame, rate: float) -> tuple[pd.DataFrame, str]:  # noqa: C901
+def headline(frame: pd.DataFrame, rate: float, incomplete: str = "pet") -> tuple[pd.DataFrame, str]:
     """Every method at ``rate`` (mcar): mean, sd, paired difference to the floor; and new against the best other."""
-    trained = scores(frame)
+    trained = scores(frame, incomplete=incomplete)
     at = trained[trained["rate"] == rate].set_index("model")
-    pet = frame["modality"].fillna("pet").eq("pet") if "modality" in frame else True
-    stats = frame[(frame["question"] == "vs floor") & (frame["mechanism"] == "mcar") & (frame["rate"] == rate) & pet]
-    stats = stats.set_index("model")
+    stats = _runs_at(frame, rate, incomplete, "vs floor").set_index("model")
+    floor_name = FLOORS[incomplete]
     table = pd.DataFrame({"bacc": at["mean"], "sd": at["std"]})
     table["vs floor"] = stats["diff"].reindex(table.index)
     table["floor seeds 95%"] = [_interval(stats.loc[m], "seed") if m in stats.index else "" for m in table.index]
     table["floor subjects 95%"] = [_interval(stats.loc[m], "boot") if m in stats.index else "" for m in table.index]
     table = table.sort_values("bacc", ascending=False)
-    methods = table.drop(index=FLOOR)
+    methods = table.drop(index=floor_name)
     new, old = methods[methods.index.isin(NEW)], methods[~methods.index.isin(NEW)]
     best_new, best_old = new["bacc"].idxmax(), old["bacc"].idxmax()
-    gap, low, high, wins = paired_gap(frame, rate, best_new, best_old)
+    gap, low, high, wins = paired_gap(frame, rate, best_new, best_old, incomplete)
     above = [m for m in methods.index if methods.loc[m, "vs floor"] > 0]
     shown = [m for m in methods.index if stats.loc[m, "seed_low"] > 0] if len(stats) else []
     verdict = ("ahead" if low > 0 else "behind" if high < 0 else "tied: the interval holds 0, the order is noise")
-    text = (f"At {rate:.0%} of subjects without PET (missing completely at random; {seeds_at(frame, rate)} seeds), the "
+    where = {"pet": "without PET", "clinical": "without the clinical table", MIXED: "without PET and, independently, "
+             f"{rate:.0%} without the clinical table"}[incomplete]
+    text = (f"At {rate:.0%} of subjects {where} (missing completely at random; {seeds_at(frame, rate, incomplete)} "
+            "seeds), the "
             f"best new method is **{best_new}** ({new.loc[best_new, 'bacc']:.3f}) and the best of the others "
             f"**{best_old}** ({old.loc[best_old, 'bacc']:.3f}): {gap * 100:+.1f} points, paired seed by seed "
             f"(95% t interval {low * 100:+.1f} to {high * 100:+.1f}; ahead in {wins}): {verdict}. Target: at least as "
             f"good, {'met' if gap >= 0 else 'NOT met'} on the means. {len(above)} of {len(methods)} methods are above "
-            f"the floor ({table.loc[FLOOR, 'bacc']:.3f}) on average, {len(shown)} by more than the seeds' 95% interval"
+            f"the floor ({table.loc[floor_name, 'bacc']:.3f}) on average, {len(shown)} by more than the seeds' 95% interval"
             f"{' (' + ', '.join(shown) + ')' if shown else ''}; a method whose intervals against the floor hold 0 is "
-            "not shown to use PET at all.")
+            f"not shown to use {'the table' if incomplete == 'clinical' else 'PET'}"
+            f"{' or the table' if incomplete == MIXED else ''} at all.")
     return table, text
 
 
-def _trained_at(frame: pd.DataFrame, rate: float) -> pd.DataFrame:
-    pet = frame["modality"].fillna("pet").eq("pet") if "modality" in frame else True
-    return frame[(frame["question"] == "trained") & (frame["mechanism"] == "mcar") & (frame["rate"] == rate) & pet]
+def _runs_at(frame: pd.DataFrame, rate: float, incomplete: str = "pet", question: str = "trained") -> pd.DataFrame:
+    modality = frame["modality"].fillna("pet") if "modality" in frame else pd.Series("pet", index=frame.index)
+    return frame[(frame["question"] == question) & (frame["mechanism"] == "mcar") & (frame["rate"] == rate)
+                 & (modality == incomplete)]
 
 
-def seeds_at(frame: pd.DataFrame, rate: float) -> int:
-    return _trained_at(frame, rate)["seed"].nunique()
+def seeds_at(frame: pd.DataFrame, rate: float, incomplete: str = "pet") -> int:
+    return _runs_at(frame, rate, incomplete)["seed"].nunique()
 
 
-def paired_gap(frame: pd.DataFrame, rate: float, a: str, b: str) -> tuple[float, float, float, str]:
+def paired_gap(frame: pd.DataFrame, rate: float, a: str, b: str, incomplete: str = "pet") -> tuple[float, float, float, str]:
     """``a`` minus ``b`` at ``rate`` (mcar), seed by seed on the same test subjects: mean, 95% t interval, wins."""
     from scipy import stats
 
-    runs = _trained_at(frame, rate).pivot_table(index="seed", columns="model", values="balanced_accuracy")
+    runs = _runs_at(frame, rate, incomplete).pivot_table(index="seed", columns="model", values="balanced_accuracy")
     d = (runs[a] - runs[b]).dropna().to_numpy()
     half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.nan
     return d.mean(), d.mean() - half, d.mean() + half, f"{int((d > 0).sum())} of {len(d)} seeds"
@@ -262,6 +290,14 @@ def write(frame: pd.DataFrame, args) -> None:
             markdown_table(mismatch(frame).round(3)), ""]
     if "modality" in frame and (frame["modality"] == "clinical").any():
         body += more_sections(frame, args)
+    if "modality" in frame and (frame["modality"] == MIXED).any():
+        table, text = headline(frame, 0.5, MIXED)
+        body += ["### Two modalities missing: PET and the clinical table", "",
+                 "PET hidden completely at random for half of the subjects and the clinical table for another, "
+                 "independent half: about a quarter of the subjects have all three modalities, a quarter MRI and PET, "
+                 "a quarter MRI and the table, a quarter MRI alone. The floor is MRI alone; complete cases and "
+                 "distillation fall back on a model of MRI and the table (the table zero-filled where absent).", "",
+                 text, "", markdown_table(table), ""]
     update_section("missing", "\n".join(body))
 
 
@@ -299,17 +335,24 @@ def more_sections(frame: pd.DataFrame, args) -> list[str]:
 
 def main() -> None:
     parser, args = protocol_arguments(__doc__, "400 subjects, 8 epochs, seeds 0 1, rates 0 0.5 0.9",
-                                      {"more": "add questions 4 and 5 to the last run's raw file (full size)"})
+                                      {"more": "add questions 4 and 5 to the last run's raw file (full size)",
+                                       "mixed": "add question 6 to the last run's raw file (full size)"})
     args.rates = [0.0, 0.5, 0.9] if args.quick else [0.0, 0.25, 0.5, HEAD_RATE, 0.9]
     args.head_seeds = args.seeds if args.quick else HEAD_SEEDS
-    if args.more:
+    if args.more or args.mixed:
         raw = Path(__file__).resolve().parent.parent / "build" / "missing.csv"
         if args.quick or not raw.exists():
-            parser.error(f"--more adds to a full-size run's {raw}: run without it once")
+            parser.error(f"--more and --mixed add to a full-size run's {raw}: run without them once")
         kept = pd.read_csv(raw)
-        kept = kept[kept.get("modality", pd.Series("pet", index=kept.index)).fillna("pet").eq("pet")
-                    & ~(kept["mechanism"].isin(["mar", "severity"]) & ~kept["rate"].eq(0.5))]  # replaced below
-        frame = pd.concat([kept, run_more(args)], ignore_index=True)
+        modality = kept.get("modality", pd.Series("pet", index=kept.index)).fillna("pet")
+        if args.more:  # questions 4 and 5, replaced below
+            kept = kept[~modality.eq("clinical") & ~(modality.eq("pet") & kept["mechanism"].isin(["mar", "severity"])
+                                                     & ~kept["rate"].eq(0.5))]
+            kept = pd.concat([kept, run_more(args)], ignore_index=True)
+        if args.mixed:
+            modality = kept["modality"].fillna("pet")
+            kept = pd.concat([kept[~modality.eq(MIXED)], run_mixed(args)], ignore_index=True)
+        frame = kept
         frame.to_csv(raw, index=False)
     else:
         frame = raw_runs("missing", args, run)

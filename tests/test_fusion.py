@@ -22,7 +22,7 @@ from fusion_kit.fusion import (
     masked_softmax,
 )
 from fusion_kit.models import STRATEGIES, build_model
-from fusion_kit.train import fit
+from fusion_kit.train import _with_head_input, fit
 
 PROPERTY = settings(
     max_examples=15,
@@ -403,11 +403,8 @@ def test_hemis_variance_is_zero_for_one_modality_and_the_spread_of_several():
 
 def _head_input_and_h(model, batch):
     """What the head of ``model`` reads for ``batch`` (z), and the marginal representations h (B, M, D)."""
-    seen = {}
-    hook = model.head.register_forward_hook(lambda module, inputs, output: seen.update(z=inputs[0]))
-    model(batch)
-    hook.remove()
-    return seen["z"], torch.stack([model.encoders[m](model.scaling(batch)[m]) for m in model.modalities], 1)
+    _, z = _with_head_input(model, batch, capture=True)
+    return z, torch.stack([model.encoders[m](model.scaling(batch)[m]) for m in model.modalities], 1)
 
 
 def test_shared_specific_fills_an_absent_slot_with_the_shared_mean_and_trains_every_part():
