@@ -30,6 +30,12 @@ With ``--mixed``, a sixth, added the same way:
    MRI alone, over ten seeds: where subjects miss different *sets* of modalities, which is what the methods
    that never impute were built for.
 
+With ``--footing``, a seventh:
+7. **the same footing**: masked attention is a transformer, which scores less than concatenation even with
+   nothing missing; so the transformer is also trained with each of concatenation's other handlings (mean
+   and learned imputation, modality dropout) at 50 % (3 seeds) and 75 % (10 seeds), to tell what the
+   architecture does from what the handling of the absent modality does.
+
 Writes the ``missing`` section of ``benchmarks/RESULTS.md`` and ``benchmarks/missing.png`` (with ``--more``
 also ``missing_by_mechanism.png`` and ``missing_clinical.png``); the raw runs go to ``build/missing.csv``
 (``--reuse`` redraws from it).
@@ -37,6 +43,7 @@ also ``missing_by_mechanism.png`` and ``missing_clinical.png``); the raw runs go
     python benchmarks/missing.py            # full size, seeds 0 1 2, 0-9 at 75 % (about 25 minutes on 2 cores)
     python benchmarks/missing.py --more     # then questions 4 and 5 (about 20 minutes more)
     python benchmarks/missing.py --mixed    # then question 6 (about 7 minutes more)
+    python benchmarks/missing.py --footing  # then question 7 (about 3 minutes more)
     python benchmarks/missing.py --quick    # 400 subjects, 8 epochs, seeds 0 1, rates 0 0.5 0.9
 """
 from __future__ import annotations
@@ -123,6 +130,41 @@ def run_more(args) -> pd.DataFrame:
     """Questions 4 and 5 (``MORE``), trained as in ``run``."""
     cohort = make_brain_cohort(args.subjects, seed=0)
     return pd.DataFrame([row for case in MORE for row in train_case(cohort, *case, args)[1]])
+
+
+HANDLINGS = {  # concatenation's name for each handling, and the transformer's options for it
+    "zero-fill": ("masked attention", {}),
+    "mean imputation": ("transformer, mean imputation", {"impute": "mean"}),
+    "learned imputation": ("transformer, learned imputation", {"impute": "learned"}),
+    "modality dropout": ("transformer, modality dropout", {"modality_dropout": 0.3}),
+}
+
+
+def run_footing(args) -> pd.DataFrame:
+    """Question 7: the transformer with each handling but masking (its own), at 50 % and at the headline rate."""
+    cohort = make_brain_cohort(args.subjects, seed=0)
+    items = [Setup("transformer", cohort.modalities, opts, name=name) for name, opts in list(HANDLINGS.values())[1:]]
+    rows = []
+    for rate, seeds in ((0.5, args.seeds), (HEAD_RATE, args.head_seeds)):
+        comparison = compare(splits_for(cohort, rate, "mcar"), items, seeds=seeds, epochs=args.epochs, progress=False)
+        rows += [{"question": "footing", "modality": "pet", "mechanism": "mcar", "rate": rate, "test_rate": rate,
+                  "model": r.setup.label, "seed": r.seed, "balanced_accuracy": r.metrics.balanced_accuracy,
+                  "seconds": r.seconds} for r in comparison.runs]
+    return pd.DataFrame(rows)
+
+
+def footing(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows: the handling of an absent PET; columns: each architecture at each rate (mean over seeds)."""
+    out = {}
+    for rate in (0.5, HEAD_RATE):
+        runs = pd.concat([_runs_at(frame, rate), _runs_at(frame, rate, question="footing")])
+        mean = runs.groupby("model")["balanced_accuracy"].mean()
+        concat = [mean.get(name, np.nan) for name in HANDLINGS]
+        transformer = [mean.get(name, np.nan) for name, _ in HANDLINGS.values()]
+        out[f"concatenation, {rate:.0%}"], out[f"transformer, {rate:.0%}"] = concat, transformer
+        out[f"transformer minus concatenation, {rate:.0%}"] = np.subtract(transformer, concat)
+    table = pd.DataFrame(out, index=["left out (zero-fill; masked out of attention)", *list(HANDLINGS)[1:]])
+    return table
 
 
 def run_mixed(args) -> pd.DataFrame:
@@ -298,6 +340,13 @@ def write(frame: pd.DataFrame, args) -> None:
                  "a quarter MRI and the table, a quarter MRI alone. The floor is MRI alone; complete cases and "
                  "distillation fall back on a model of MRI and the table (the table zero-filled where absent).", "",
                  text, "", markdown_table(table), ""]
+    if (frame["question"] == "footing").any():
+        body += ["### The same footing: architecture and handling apart", "",
+                 "Masked attention is a transformer over modality tokens. Here the transformer is trained with each "
+                 "way of handling an absent PET that concatenation has (left out, mean or learned imputation, "
+                 "modality dropout), on the same splits and seeds: each row compares the two architectures with one "
+                 f"handling, each column one architecture across handlings (mean over seeds: 3 at 50 %, "
+                 f"{seeds_at(frame, HEAD_RATE)} at 75 %).", "", markdown_table(footing(frame).round(3)), ""]
     update_section("missing", "\n".join(body))
 
 
@@ -336,13 +385,14 @@ def more_sections(frame: pd.DataFrame, args) -> list[str]:
 def main() -> None:
     parser, args = protocol_arguments(__doc__, "400 subjects, 8 epochs, seeds 0 1, rates 0 0.5 0.9",
                                       {"more": "add questions 4 and 5 to the last run's raw file (full size)",
-                                       "mixed": "add question 6 to the last run's raw file (full size)"})
+                                       "mixed": "add question 6 to the last run's raw file (full size)",
+                                       "footing": "add question 7 to the last run's raw file (full size)"})
     args.rates = [0.0, 0.5, 0.9] if args.quick else [0.0, 0.25, 0.5, HEAD_RATE, 0.9]
     args.head_seeds = args.seeds if args.quick else HEAD_SEEDS
-    if args.more or args.mixed:
+    if args.more or args.mixed or args.footing:
         raw = Path(__file__).resolve().parent.parent / "build" / "missing.csv"
         if args.quick or not raw.exists():
-            parser.error(f"--more and --mixed add to a full-size run's {raw}: run without them once")
+            parser.error(f"--more, --mixed and --footing add to a full-size run's {raw}: run without them once")
         kept = pd.read_csv(raw)
         modality = kept.get("modality", pd.Series("pet", index=kept.index)).fillna("pet")
         if args.more:  # questions 4 and 5, replaced below
@@ -352,6 +402,8 @@ def main() -> None:
         if args.mixed:
             modality = kept["modality"].fillna("pet")
             kept = pd.concat([kept[~modality.eq(MIXED)], run_mixed(args)], ignore_index=True)
+        if args.footing:
+            kept = pd.concat([kept[kept["question"] != "footing"], run_footing(args)], ignore_index=True)
         frame = kept
         frame.to_csv(raw, index=False)
     else:
