@@ -395,8 +395,7 @@ class _Distillation(nn.Module):
         if self.project is not None:
             z_t = teacher["z"].float()
             gap = (self.project(self._student_z.float()) - z_t).pow(2).mean(-1)  # (B,)
-            kept = torch.where(complete.unsqueeze(1), z_t, torch.zeros_like(z_t))
-            scale = (kept.pow(2).sum() / (count * z_t.shape[1])).clamp_min(1e-6)  # mean z_t² (no device sync)
+            scale = z_t[complete].pow(2).mean().clamp_min(1e-6) if complete.any() else 1.0
             total = total + self.representation * torch.where(complete, gap, torch.zeros_like(gap)).sum() / count / scale
         return total
 
