@@ -36,6 +36,12 @@ With ``--footing``, a seventh:
    and learned imputation, modality dropout) at 50 % (3 seeds) and 75 % (10 seeds), to tell what the
    architecture does from what the handling of the absent modality does.
 
+With ``--unseen``, an eighth:
+8. **a combination never seen in training**: every method trained with PET missing completely at random for
+   half of the subjects (the table always there), then tested on the same subjects with the clinical table
+   also hidden for half of them, so that MRI alone and MRI + PET, which no model met in training, appear at
+   test time; the methods that never impute are meant to serve any subset.
+
 Writes the ``missing`` section of ``benchmarks/RESULTS.md`` and ``benchmarks/missing.png`` (with ``--more``
 also ``missing_by_mechanism.png`` and ``missing_clinical.png``); the raw runs go to ``build/missing.csv``
 (``--reuse`` redraws from it).
@@ -44,6 +50,7 @@ also ``missing_by_mechanism.png`` and ``missing_clinical.png``); the raw runs go
     python benchmarks/missing.py --more     # then questions 4 and 5 (about 20 minutes more)
     python benchmarks/missing.py --mixed    # then question 6 (about 7 minutes more)
     python benchmarks/missing.py --footing  # then question 7 (about 3 minutes more)
+    python benchmarks/missing.py --unseen   # then question 8 (about 3 minutes more)
     python benchmarks/missing.py --quick    # 400 subjects, 8 epochs, seeds 0 1, rates 0 0.5 0.9
 """
 from __future__ import annotations
@@ -165,6 +172,31 @@ def footing(frame: pd.DataFrame) -> pd.DataFrame:
         out[f"transformer minus concatenation, {rate:.0%}"] = np.subtract(transformer, concat)
     table = pd.DataFrame(out, index=["left out (zero-fill; masked out of attention)", *list(HANDLINGS)[1:]])
     return table
+
+
+UNSEEN_FLOOR = "MRI alone (never reads what may vanish)"
+
+
+def run_unseen(args) -> pd.DataFrame:
+    """Question 8: trained with PET missing for half, tested as trained and with the table hidden for half too."""
+    cohort = make_brain_cohort(args.subjects, seed=0)
+    splits = splits_for(cohort, 0.5, "mcar")
+    items = lineup(cohort)[1:] + [Setup("unimodal", ("mri",), name=UNSEEN_FLOOR)]
+    comparison = compare(splits, items, seeds=args.seeds, epochs=args.epochs, progress=False)
+    tests = {"as trained": splits.test,
+             "the table also hidden for half": mask_modality(splits.test, "clinical", 0.5, "mcar", seed=1)}
+    return pd.DataFrame([{"question": "unseen", "modality": "pet", "mechanism": "mcar", "rate": 0.5, "test": name,
+                          "model": r.setup.label, "seed": r.seed,
+                          "balanced_accuracy": evaluate(r.model, test.select(list(r.setup.modalities))).balanced_accuracy}
+                         for r in comparison.runs for name, test in tests.items()])
+
+
+def unseen(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per method: mean over seeds as trained and with the table hidden for half of the test subjects too."""
+    runs = frame[frame["question"] == "unseen"]
+    table = runs.pivot_table(index="model", columns="test", values="balanced_accuracy", sort=False)
+    table["lost"] = table["as trained"] - table["the table also hidden for half"]
+    return table.sort_values("the table also hidden for half", ascending=False)
 
 
 def run_mixed(args) -> pd.DataFrame:
@@ -347,6 +379,13 @@ def write(frame: pd.DataFrame, args) -> None:
                  "modality dropout), on the same splits and seeds: each row compares the two architectures with one "
                  f"handling, each column one architecture across handlings (mean over seeds: 3 at 50 %, "
                  f"{seeds_at(frame, HEAD_RATE)} at 75 %).", "", markdown_table(footing(frame).round(3)), ""]
+    if (frame["question"] == "unseen").any():
+        body += ["### A combination never seen in training", "",
+                 "Every method trained with PET missing completely at random for half of the subjects and the table "
+                 "always there (as in the first question at 50 %), then tested on the same subjects as trained and "
+                 "with the clinical table hidden for half of them too, so that MRI alone and MRI + PET, which no "
+                 "model met in training, appear at test time. The floor is a model of MRI alone. Mean over seeds "
+                 f"{', '.join(map(str, args.seeds))}.", "", markdown_table(unseen(frame).round(3)), ""]
     update_section("missing", "\n".join(body))
 
 
@@ -386,13 +425,15 @@ def main() -> None:
     parser, args = protocol_arguments(__doc__, "400 subjects, 8 epochs, seeds 0 1, rates 0 0.5 0.9",
                                       {"more": "add questions 4 and 5 to the last run's raw file (full size)",
                                        "mixed": "add question 6 to the last run's raw file (full size)",
-                                       "footing": "add question 7 to the last run's raw file (full size)"})
+                                       "footing": "add question 7 to the last run's raw file (full size)",
+                                       "unseen": "add question 8 to the last run's raw file (full size)"})
     args.rates = [0.0, 0.5, 0.9] if args.quick else [0.0, 0.25, 0.5, HEAD_RATE, 0.9]
     args.head_seeds = args.seeds if args.quick else HEAD_SEEDS
-    if args.more or args.mixed or args.footing:
+    if args.more or args.mixed or args.footing or args.unseen:
         raw = Path(__file__).resolve().parent.parent / "build" / "missing.csv"
         if args.quick or not raw.exists():
-            parser.error(f"--more, --mixed and --footing add to a full-size run's {raw}: run without them once")
+            parser.error(f"--more, --mixed, --footing and --unseen add to a full-size run's {raw}: run without "
+                         "them once")
         kept = pd.read_csv(raw)
         modality = kept.get("modality", pd.Series("pet", index=kept.index)).fillna("pet")
         if args.more:  # questions 4 and 5, replaced below
@@ -404,6 +445,8 @@ def main() -> None:
             kept = pd.concat([kept[~modality.eq(MIXED)], run_mixed(args)], ignore_index=True)
         if args.footing:
             kept = pd.concat([kept[kept["question"] != "footing"], run_footing(args)], ignore_index=True)
+        if args.unseen:
+            kept = pd.concat([kept[kept["question"] != "unseen"], run_unseen(args)], ignore_index=True)
         frame = kept
         frame.to_csv(raw, index=False)
     else:
