@@ -170,8 +170,7 @@ def footing(frame: pd.DataFrame) -> pd.DataFrame:
         transformer = [mean.get(name, np.nan) for name, _ in HANDLINGS.values()]
         out[f"concatenation, {rate:.0%}"], out[f"transformer, {rate:.0%}"] = concat, transformer
         out[f"transformer minus concatenation, {rate:.0%}"] = np.subtract(transformer, concat)
-    table = pd.DataFrame(out, index=["left out (zero-fill; masked out of attention)", *list(HANDLINGS)[1:]])
-    return table
+    return pd.DataFrame(out, index=["left out (zero-fill; masked out of attention)", *list(HANDLINGS)[1:]])
 
 
 UNSEEN_FLOOR = "MRI alone (never reads what may vanish)"
@@ -228,8 +227,13 @@ def shifted(cohort, comparisons, args) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------ tables
+def incomplete_modality(frame: pd.DataFrame) -> pd.Series:
+    """Which modality each raw row hid: rows written before the column existed (and the shifted tests) hid PET."""
+    return frame["modality"].fillna("pet") if "modality" in frame else pd.Series("pet", index=frame.index)
+
+
 def scores(frame: pd.DataFrame, mechanism: str = "mcar", question: str = "trained", incomplete: str = "pet") -> pd.DataFrame:
-    modality = frame["modality"].fillna("pet") if "modality" in frame else pd.Series("pet", index=frame.index)
+    modality = incomplete_modality(frame)
     runs = frame[(frame["question"] == question) & (frame["mechanism"] == mechanism) & (modality == incomplete)]
     return runs.groupby(["model", "rate", "test_rate"], sort=False)["balanced_accuracy"].agg(["mean", "std"]).reset_index()
 
@@ -273,7 +277,7 @@ def headline(frame: pd.DataFrame, rate: float, incomplete: str = "pet") -> tuple
 
 
 def _runs_at(frame: pd.DataFrame, rate: float, incomplete: str = "pet", question: str = "trained") -> pd.DataFrame:
-    modality = frame["modality"].fillna("pet") if "modality" in frame else pd.Series("pet", index=frame.index)
+    modality = incomplete_modality(frame)
     return frame[(frame["question"] == question) & (frame["mechanism"] == "mcar") & (frame["rate"] == rate)
                  & (modality == incomplete)]
 
@@ -362,9 +366,9 @@ def write(frame: pd.DataFrame, args) -> None:
             "Each model trained with PET missing completely at random at one rate (rows) and tested on the same test "
             "subjects with PET hidden at another (columns); mean over seeds.", "",
             markdown_table(mismatch(frame).round(3)), ""]
-    if "modality" in frame and (frame["modality"] == "clinical").any():
+    if incomplete_modality(frame).eq("clinical").any():
         body += more_sections(frame, args)
-    if "modality" in frame and (frame["modality"] == MIXED).any():
+    if incomplete_modality(frame).eq(MIXED).any():
         table, text = headline(frame, 0.5, MIXED)
         body += ["### Two modalities missing: PET and the clinical table", "",
                  "PET hidden completely at random for half of the subjects and the clinical table for another, "
@@ -435,13 +439,13 @@ def main() -> None:
             parser.error(f"--more, --mixed, --footing and --unseen add to a full-size run's {raw}: run without "
                          "them once")
         kept = pd.read_csv(raw)
-        modality = kept.get("modality", pd.Series("pet", index=kept.index)).fillna("pet")
+        modality = incomplete_modality(kept)
         if args.more:  # questions 4 and 5, replaced below
             kept = kept[~modality.eq("clinical") & ~(modality.eq("pet") & kept["mechanism"].isin(["mar", "severity"])
                                                      & ~kept["rate"].eq(0.5))]
             kept = pd.concat([kept, run_more(args)], ignore_index=True)
         if args.mixed:
-            modality = kept["modality"].fillna("pet")
+            modality = incomplete_modality(kept)
             kept = pd.concat([kept[~modality.eq(MIXED)], run_mixed(args)], ignore_index=True)
         if args.footing:
             kept = pd.concat([kept[kept["question"] != "footing"], run_footing(args)], ignore_index=True)
